@@ -1,0 +1,54 @@
+"""Command line: ``autograder grade|template`` (``python -m autograder`` works the same)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from autograder.pipeline import GraderError, grade
+from autograder.report import print_summary, write_reports
+from autograder.spec import SpecError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    grade_cmd = commands.add_parser("grade", help="grade one submission (a .py file or a folder)")
+    grade_cmd.add_argument("assignment", help="assignment name (e.g. attention) or path to its folder")
+    grade_cmd.add_argument("submission", type=Path)
+    grade_cmd.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
+    grade_cmd.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    grade_cmd.add_argument("--seed", type=int, default=None, help="grading seed (default: the spec's)")
+    grade_cmd.add_argument("--quiet", action="store_true", help="no terminal summary")
+
+    template_cmd = commands.add_parser("template", help="regenerate student_template/ from solutions/")
+    template_cmd.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
+
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        if args.command == "grade":
+            return _grade(args)
+        if args.command == "template":
+            from autograder.template import regenerate
+            stale = regenerate(write=not args.check)
+            for path in stale:
+                console.print(f"{'stale' if args.check else 'wrote'}: {path}")
+            return 1 if args.check and stale else 0
+    except (GraderError, SpecError) as error:
+        console.print(f"[red]autograder: {error}[/]")
+        return 2
+    return 0
+
+
+def _grade(args) -> int:
+    result = grade(args.assignment, args.submission, device=args.device, seed=args.seed)
+    paths = write_reports(result, args.out)
+    if not args.quiet:
+        print_summary(result, Console())
+        print(f"wrote {paths['results']} and {paths['report']}", file=sys.stderr)
+    return 0

@@ -1,0 +1,180 @@
+"""Static analysis of a submission's source: read its syntax tree, never run it.
+
+Finds syntax errors, which required names are missing, imports of modules the grading
+environment does not offer, and uses of forbidden calls. A forbidden name is caught however
+it was imported (``import torch.nn.functional as F``, ``from torch.nn import
+MultiheadAttention as M``, a module-level alias ``sdpa = F.scaled_dot_product_attention``),
+and within a scope the search follows the file's own helper functions and classes that the
+scope refers to. Comments and strings never count.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ForbiddenUse:
+    name: str  # the forbidden call as the spec lists it
+    line: int
+    code: str  # the expression as written
+    within: str  # the top-level function/class it appears in ('<module>' for the file level)
+    reached_from: str | None = None  # the scoped name that leads to `within`, when different
+
+    def describe(self) -> str:
+        via = f" (called from `{self.reached_from}`)" if self.reached_from else ""
+        return f"line {self.line}, in `{self.within}`{via}: `{self.code}` uses `{self.name}`"
+
+
+@dataclass
+class StaticAnalysis:
+    syntax_error: dict | None = None  # {"line", "column", "message", "code"}
+    defined: set[str] = field(default_factory=set)
+    missing: list[str] = field(default_factory=list)
+    disallowed_imports: list[tuple[str, int]] = field(default_factory=list)  # (module, line)
+    forbidden: list[ForbiddenUse] = field(default_factory=list)
+
+
+def analyse(source: str, filename: str, *, required: tuple[str, ...], allowed_imports: tuple[str, ...],
+            forbidden: tuple[str, ...], scope: tuple[str, ...]) -> StaticAnalysis:
+    result = StaticAnalysis()
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError as error:
+        result.syntax_error = {"line": error.lineno, "column": error.offset, "message": error.msg,
+                               "code": (error.text or "").strip()}
+        result.missing = list(required)
+        return result
+    top_level = _top_level_definitions(tree)
+    result.defined = set(top_level) | _top_level_assigned(tree)
+    result.missing = [name for name in required if name not in result.defined]
+    result.disallowed_imports = _disallowed_imports(tree, allowed_imports)
+    if forbidden:
+        result.forbidden = _forbidden_uses(source, tree, top_level, forbidden, scope)
+    return result
+
+
+def _top_level_definitions(tree: ast.Module) -> dict[str, ast.AST]:
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return {node.name: node for node in tree.body if isinstance(node, kinds)}
+
+
+def _top_level_assigned(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        for target in targets:
+            if isinstance(target, ast.Name):
+                names.add(target.id)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def _disallowed_imports(tree: ast.Module, allowed: tuple[str, ...]) -> list[tuple[str, int]]:
+    """Imports of modules outside the allowed list and the standard library, except those
+    guarded by ``try: ... except ImportError`` (an optional dependency is fine)."""
+    ok = set(allowed) | set(sys.stdlib_module_names) | {"__future__"}
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and _catches_import_error(node):
+            guarded.update(id(inner) for child in node.body for inner in ast.walk(child))
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module]
+        else:
+            continue
+        for module in modules:
+            root = module.split(".")[0]
+            if root not in ok and (root, node.lineno) not in found:
+                found.append((root, node.lineno))
+    return found
+
+
+def _catches_import_error(node: ast.Try) -> bool:
+    for handler in node.handlers:
+        names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        if handler.type is None or any(isinstance(n, ast.Name) and n.id in (
+                "ImportError", "ModuleNotFoundError", "Exception", "BaseException") for n in names):
+            return True
+    return False
+
+
+def _aliases(tree: ast.Module, forbidden: tuple[str, ...]) -> dict[str, str]:
+    """Local name -> fully qualified name, from every import in the file and simple aliases."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    names[alias.asname] = alias.name
+                else:
+                    names[alias.name.split(".")[0]] = alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                if alias.name == "*":  # `from torch.nn import *`: bare names may be forbidden ones
+                    for name in forbidden:
+                        if name.rsplit(".", 1)[0] == node.module:
+                            names[name.rsplit(".", 1)[1]] = name
+                else:
+                    names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    for node in tree.body:  # module-level `sdpa = F.scaled_dot_product_attention`
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            resolved = _qualified(node.value, names)
+            if resolved:
+                names[node.targets[0].id] = resolved
+    return names
+
+
+def _qualified(node: ast.AST, names: dict[str, str]) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name) and node.id in names:
+        return ".".join([names[node.id], *reversed(parts)])
+    return None
+
+
+def _matches(qualified: str, forbidden: tuple[str, ...]) -> str | None:
+    for name in forbidden:
+        if qualified == name or qualified.startswith(name + "."):
+            return name
+    return None
+
+
+def _forbidden_uses(source: str, tree: ast.Module, top_level: dict[str, ast.AST],
+                    forbidden: tuple[str, ...], scope: tuple[str, ...]) -> list[ForbiddenUse]:
+    names = _aliases(tree, forbidden)
+    if scope:
+        roots = {name: name for name in scope if name in top_level}
+        reached = dict(roots)  # definition name -> the scoped name that reaches it
+        frontier = list(roots)
+        while frontier:  # follow references to the file's own helpers
+            current = frontier.pop()
+            for node in ast.walk(top_level[current]):
+                if isinstance(node, ast.Name) and node.id in top_level and node.id not in reached:
+                    reached[node.id] = reached[current]
+                    frontier.append(node.id)
+        regions = [(name, top_level[name], reached[name]) for name in reached]
+    else:
+        regions = [("<module>", tree, "<module>")]
+    uses, seen = [], set()
+    for within, region, root in regions:
+        for node in ast.walk(region):  # breadth first: `a.b.c` is met before its inner `a.b`
+            if not isinstance(node, (ast.Attribute, ast.Name)) or isinstance(node.ctx, ast.Store):
+                continue
+            qualified = _qualified(node, names)
+            hit = qualified and _matches(qualified, forbidden)
+            if hit and (node.lineno, node.col_offset, hit) not in seen:
+                seen.add((node.lineno, node.col_offset, hit))
+                code = ast.get_source_segment(source, node) or qualified
+                uses.append(ForbiddenUse(hit, node.lineno, code, within, None if root == within else root))
+    return sorted(uses, key=lambda use: (use.line, use.name))

@@ -1,0 +1,101 @@
+"""Student skeletons generated from the reference solutions.
+
+In ``solutions/<assignment>.py`` a student region is marked::
+
+    # BEGIN SOLUTION: compute the attention weights       (the hint after ':' is optional)
+    ...reference code...
+    # END SOLUTION
+
+and becomes, at the same indentation, a TODO comment plus ``raise NotImplementedError(...)``
+naming the enclosing function. A single line ``x = expr  # SOLUTION`` becomes
+``x = None  # TODO: compute x``. ``student_template/<assignment>/`` receives the skeleton and
+the assignment's handout.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+from pathlib import Path
+
+from autograder.spec import ASSIGNMENTS_DIR, REPO_ROOT, SOLUTIONS_DIR, SpecError
+
+TEMPLATE_DIR = REPO_ROOT / "student_template"
+_BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(?::\s*(.*))?$")
+_END = re.compile(r"^\s*# END SOLUTION\s*$")
+_ONE_LINE = re.compile(r"^(\s*)([A-Za-z_][\w.\[\], ]*?)\s*=\s*.+?\s*# SOLUTION\s*$")
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)|^(\s*)class\s+(\w+)")
+
+
+def skeleton(source: str, filename: str = "<solution>") -> str:
+    """The student version of a reference solution's text."""
+    lines, out = source.splitlines(), []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        begin = _BEGIN.match(line)
+        if begin:
+            end = next((j for j in range(index + 1, len(lines)) if _END.match(lines[j])), None)
+            nested = next((j for j in range(index + 1, end or len(lines)) if _BEGIN.match(lines[j])), None)
+            if end is None or nested is not None:
+                raise SpecError(f"{filename}:{index + 1}: `# BEGIN SOLUTION` without a matching "
+                                "`# END SOLUTION`. Fix: close every region before opening another.")
+            indent, hint = begin.group(1), begin.group(2)
+            where = _enclosing(lines, index)
+            todo = hint or f"implement {where}"
+            out += [f"{indent}# TODO: {todo}", f"{indent}raise NotImplementedError({f'{where}: {todo}'!r})"]
+            index = end + 1
+            continue
+        if _END.match(line):
+            raise SpecError(f"{filename}:{index + 1}: `# END SOLUTION` without a `# BEGIN SOLUTION`.")
+        one = _ONE_LINE.match(line)
+        if one:
+            out.append(f"{one.group(1)}{one.group(2)} = None  # TODO: compute {one.group(2)}")
+        elif "SOLUTION" in line and line.lstrip().startswith("#"):
+            raise SpecError(f"{filename}:{index + 1}: unrecognised solution marker {line.strip()!r}.")
+        else:
+            out.append(line)
+        index += 1
+    text = "\n".join(out) + "\n"
+    ast.parse(text, filename=f"skeleton of {filename}")  # a skeleton must at least import
+    return text
+
+
+def _enclosing(lines: list[str], index: int) -> str:
+    depth = len(lines[index]) - len(lines[index].lstrip())
+    for line in reversed(lines[:index]):
+        match = _DEF.match(line)
+        if match and len(match.group(1) or match.group(3) or "") < depth:
+            return match.group(2) or match.group(4)
+    return "this part"
+
+
+def planned_files() -> dict[Path, str | Path]:
+    """Every file of student_template/: generated text, or a path to copy."""
+    files: dict[Path, str | Path] = {}
+    for solution in sorted(SOLUTIONS_DIR.glob("*.py")):
+        folder = ASSIGNMENTS_DIR / solution.stem
+        if not (folder / "assignment.toml").is_file():
+            continue
+        target = TEMPLATE_DIR / solution.stem
+        files[target / solution.name] = skeleton(solution.read_text(encoding="utf-8"), str(solution))
+        if (folder / "handout.md").is_file():
+            files[target / "handout.md"] = folder / "handout.md"
+    return files
+
+
+def regenerate(write: bool = True) -> list[Path]:
+    """Bring student_template/ up to date; return the files that were (or would be) changed."""
+    stale = []
+    for path, content in planned_files().items():
+        text = content.read_text(encoding="utf-8") if isinstance(content, Path) else content
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            stale.append(path)
+            if write:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(content, Path):
+                    shutil.copyfile(content, path)
+                else:
+                    path.write_text(text, encoding="utf-8")
+    return stale

@@ -1,0 +1,136 @@
+"""The worker: the only process that imports student code.
+
+Started by :mod:`autograder.isolate` as ``python -c <bootstrap> JOB_FILE CONTROL_FD``. It
+limits its own memory, imports torch and the assignment's check modules, imports the
+submission, then runs each requested probe and sends every step back as a frame on the
+control pipe (see :mod:`autograder.wire`)::
+
+    hello     {torch_import_s}
+    imported  {ok, error?, stdout, seconds}
+    start     {check}
+    result    {check, result}        # result as produced by probe.run_probe
+    done
+
+Nothing it sends is trusted by the grader beyond being parsed as data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str]) -> None:
+    job_path, control_fd = argv[0], int(argv[1])
+    control = os.fdopen(control_fd, "wb", buffering=0)
+    started = time.perf_counter()
+    import torch  # noqa: F401  (timed: it is most of a worker's start-up)
+
+    from autograder import wire
+    from autograder.check import load_check_classes
+    from autograder.probe import _CappedText, describe_exception, run_probe
+
+    torch_import_s = time.perf_counter() - started
+    with open(job_path, "rb") as handle:
+        job = wire.read_frame(handle, max_bytes=2**34)
+    _limit_resources(job)
+    torch.set_num_threads(job["torch_threads"])
+
+    def send(event: str, **payload):
+        frame = wire.pack_frame({"event": event, **payload})
+        if len(frame) > job["result_bytes"]:
+            frame = wire.pack_frame({"event": event, **_oversized(payload, len(frame), job["result_bytes"])})
+        control.write(frame)
+
+    classes = load_check_classes(Path(job["assignment_folder"]), job["assignment"])
+    send("hello", torch_import_s=torch_import_s)
+
+    # Import the submission with the random state saved and restored around it.
+    captured = _CappedText(job["stdout_cap"])
+    t0 = time.perf_counter()
+    rng_state = _save_rng()
+    try:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+            module = _import_submission(job["submission_file"])
+        imported = {"ok": True}
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        imported = {"ok": False, "error": describe_exception(error, job["submission_file"])}
+    _restore_rng(rng_state)
+    send("imported", stdout=captured.text(), seconds=time.perf_counter() - t0, **imported)
+    if not imported["ok"]:
+        _finish(control)
+
+    for entry in job["checks"]:
+        name = entry["name"]
+        send("start", check=name)
+        result = run_probe(classes[name][0], module, entry["inputs"], device=job["device"],
+                           seed=job["seed"], check_name=name, source_file=job["submission_file"],
+                           stdout_cap=job["stdout_cap"])
+        send("result", check=name, result=result)
+    send("done")
+    _finish(control)
+
+
+def _import_submission(path: str):
+    folder = os.path.dirname(path)
+    sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location("submission", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["submission"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _limit_resources(job: dict) -> None:
+    """Address-space cap on CPU (CUDA reserves huge virtual ranges, so the grader's RSS
+    watchdog is the memory guard there), and no core dumps."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if job["device"] == "cpu":
+        cap = job["memory_mb"] * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+
+def _save_rng():
+    import random
+
+    import numpy as np
+    import torch
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def _restore_rng(state) -> None:
+    import random
+
+    import numpy as np
+    import torch
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])
+
+
+def _oversized(payload: dict, size: int, cap: int) -> dict:
+    message = (f"your function returned about {size // 2**20} MB of data, more than the "
+               f"{cap // 2**20} MB the grader accepts back; return only the tensors asked for")
+    error = {"type": "OutputTooLarge", "message": message, "where": None, "traceback": "", "hint": message}
+    if "result" in payload:
+        return {**payload, "result": {"ok": False, "error": error, "stdout": "", "seconds": 0.0}}
+    return {key: value for key, value in payload.items() if key in ("check", "seconds")} | {
+        "ok": False, "error": error, "stdout": ""}
+
+
+def _finish(control) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    control.close()
+    os._exit(0)  # skip atexit handlers and threads a submission may have left behind
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
