@@ -45,8 +45,9 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     clock.lap("spec_s")
 
     source = submission_file.read_text(encoding="utf-8", errors="replace") if submission_file else ""
+    local_modules = tuple(path.stem for path in helpers)  # a folder submission's own modules
     analysis = static.analyse(source, submission_file.name if submission_file else "", required=spec.required_names,
-                              allowed_imports=spec.allowed_imports, forbidden=spec.forbidden.calls,
+                              allowed_imports=spec.allowed_imports + local_modules, forbidden=spec.forbidden.calls,
                               scope=spec.forbidden.scope)
     notices += _static_notices(analysis)
     clock.lap("static_s")
@@ -71,11 +72,10 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     clock.lap("probes_s")
 
     expected = {}
-    reference = _reference_module(spec) if blocker is None else None
-    for name in runtime:
-        if reference is not None and checks[name].needs_reference and probes.get(name, {}).get("ok"):
-            expected[name] = run_probe(type(checks[name]), reference, inputs[name], device="cpu", seed=seed,
-                                       check_name=name, source_file=None)
+    for name in runtime:  # the reference, through the same probe, only where a verdict needs it
+        if blocker is None and checks[name].needs_reference and probes.get(name, {}).get("ok"):
+            expected[name] = run_probe(type(checks[name]), _reference_module(spec), inputs[name], device="cpu",
+                                       seed=seed, check_name=name, source_file=None)
             if not expected[name]["ok"]:
                 raise GraderError(f"the reference solution fails check {name!r}: {expected[name]['error']}")
     clock.lap("reference_s")
