@@ -284,8 +284,9 @@ def _worker_env(job: WorkerJob, scratch: Path) -> dict[str, str]:
 
 # The worker imports the grader's package from where this process found it, without putting
 # the repository (and its reference solutions) on the student's import path.
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 _BOOTSTRAP = (
-    "import sys; sys.path.insert(0, {root!r}); import autograder.worker as w; "
-    "import autograder.check, autograder.probe, autograder.wire; sys.path.remove({root!r}); "
-    "w.main(sys.argv[1:])"
-).format(root=str(Path(__file__).resolve().parent.parent))
+    f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); import autograder.worker as w; "
+    "import autograder.check, autograder.probe, autograder.wire; "
+    f"sys.path.remove({_PACKAGE_PARENT!r}); w.main(sys.argv[1:])"
+)

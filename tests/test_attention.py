@@ -6,9 +6,9 @@ import os
 import time
 
 import pytest
+from conftest import BUGS, REFERENCE, SKELETON, caught_by, requires_cuda
 
 from autograder.pipeline import grade
-from conftest import BUGS, REFERENCE, SKELETON, caught_by, requires_cuda
 
 ALL_CHECKS = ["shapes", "values_float32", "values_float64", "rows_sum_to_one", "masking",
               "fully_masked_rows", "large_inputs", "gradcheck", "gradient_vs_reference",

@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import torch
-
 from conftest import REFERENCE
 
 

@@ -3,10 +3,10 @@ import re
 from pathlib import Path
 
 import jsonschema
+from conftest import BUGS, REFERENCE
 
 from autograder.pipeline import grade
 from autograder.report import write_atomic, write_reports
-from conftest import BUGS, REFERENCE
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "autograder" / "schemas" /
                      "gradescope_results.schema.json").read_text())

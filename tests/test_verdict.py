@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from autograder.verdict import Mismatch, require_close, require_finite, require_tensor, unpack, verdict_from_error
+from autograder.verdict import (
+    Mismatch,
+    require_close,
+    require_finite,
+    require_tensor,
+    unpack,
+    verdict_from_error,
+)
 from autograder.wire import Opaque
 
 

@@ -10,7 +10,14 @@ import torch
 
 from autograder.check import Check, NoForbiddenCalls, Verdict
 from autograder.probe import numerical_jacobian
-from autograder.verdict import Mismatch, max_abs_error, require_close, require_finite, require_tensor, unpack
+from autograder.verdict import (
+    Mismatch,
+    max_abs_error,
+    require_close,
+    require_finite,
+    require_tensor,
+    unpack,
+)
 
 SDPA = "scaled_dot_product_attention"
 CALL = "scaled_dot_product_attention(Q, K, V, mask)"

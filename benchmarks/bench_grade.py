@@ -1,0 +1,66 @@
+"""Wall time of grading the `attention` reference, median of N runs, split by stage.
+
+    nox -s bench                # or: python benchmarks/bench_grade.py --runs 5
+
+Stages: worker start (process spawn, job file, check modules), torch import in the worker,
+submission import, checks (probes in the worker), reference (same probes on the reference in
+the grading process), verdicts, report (results.json + two HTML pages). "cold CLI" is a whole
+`python -m autograder grade` process, including the grader's own torch import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from autograder.pipeline import grade
+from autograder.report import write_reports
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ["worker_start_s", "torch_import_s", "submission_import_s", "checks_s", "reference_s",
+          "verdicts_s", "report_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--assignment", default="attention")
+    args = parser.parse_args()
+    reference = ROOT / "solutions" / f"{args.assignment}.py"
+    samples: dict[str, list[float]] = {stage: [] for stage in [*STAGES, "in-process total", "cold CLI"]}
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            result = grade(args.assignment, reference, device="cpu")
+            write_reports(result, Path(out))
+            samples["in-process total"].append(time.perf_counter() - started)
+            for stage in STAGES:
+                samples[stage].append(result.facts["timings"].get(stage, 0.0))
+            assert result.score == result.max_score, "the reference must score full marks"
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "autograder", "grade", args.assignment, str(reference),
+                            "--out", out, "--device", "cpu", "--quiet"], check=True)
+            samples["cold CLI"].append(time.perf_counter() - started)
+
+    total = statistics.median(samples["in-process total"])
+    table = Table(title=f"grading the {args.assignment} reference: median of {args.runs} runs (CPU)")
+    for column in ("stage", "median s", "min s", "max s", "share of in-process total"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for stage, values in samples.items():
+        median = statistics.median(values)
+        share = f"{median / total:.0%}" if stage in STAGES else ""
+        table.add_row(stage.removesuffix("_s"), f"{median:.3f}", f"{min(values):.3f}", f"{max(values):.3f}", share)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
