@@ -30,7 +30,7 @@ def install(session: nox.Session, extras: str = "") -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (slow tests excluded unless you pass `-- -m slow`)."""
     install(session, "test")
-    session.run("pytest", *session.posargs)
+    session.run("python", "-m", "pytest", *session.posargs)
 
 
 @nox.session
@@ -44,14 +44,14 @@ def grade(session: nox.Session) -> None:
     """Grade the shipped examples into reports/ (or pass `-- ASSIGNMENT SUBMISSION --out DIR`)."""
     install(session)
     if session.posargs:
-        session.run("autograder", "grade", *session.posargs)
+        session.run("python", "-m", "autograder", "grade", *session.posargs)
         return
     for folder in sorted((ROOT / "assignments").glob("*/assignment.toml")):
         name = folder.parent.name
         examples = [ROOT / "solutions" / f"{name}.py", *sorted((folder.parent / "bugs").glob("*.py"))]
         for example in examples:
             label = "reference" if example.parent.name == "solutions" else example.stem
-            session.run("autograder", "grade", name, str(example), "--out", str(ROOT / "reports" / name / label),
+            session.run("python", "-m", "autograder", "grade", name, str(example), "--out", str(ROOT / "reports" / name / label),
                         "--quiet")
     session.log(f"reports written under {ROOT / 'reports'}")
 
@@ -67,4 +67,4 @@ def bench(session: nox.Session) -> None:
 def template(session: nox.Session) -> None:
     """Regenerate student_template/ from solutions/."""
     install(session)
-    session.run("autograder", "template", *session.posargs)
+    session.run("python", "-m", "autograder", "template", *session.posargs)

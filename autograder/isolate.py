@@ -88,7 +88,7 @@ def run_in_worker(job: WorkerJob) -> WorkerRun:
 def _drive(worker: _Worker, job: WorkerJob, pending: list[str], run: WorkerRun) -> bool:
     """Consume one worker's events until it finishes or dies. True: nothing more to run."""
     current: str | None = None
-    imported = False
+    imported = started = False
     deadline = worker.started + job.limits.import_timeout_s
     while True:
         kind, payload = worker.next_event(_TICK_S)
@@ -97,6 +97,7 @@ def _drive(worker: _Worker, job: WorkerJob, pending: list[str], run: WorkerRun) 
         if kind == "frame":
             event = payload.get("event")
             if event == "hello":
+                started = True
                 run.timings.setdefault("worker_start_s", now - worker.started - payload["torch_import_s"])
                 run.timings.setdefault("torch_import_s", payload["torch_import_s"])
             elif event == "imported":
@@ -127,11 +128,16 @@ def _drive(worker: _Worker, job: WorkerJob, pending: list[str], run: WorkerRun) 
             worker.kill()
             run.incidents.append(f"worker {run.workers_started}: {trouble}"
                                  + (f" (during check {current})" if current else ""))
-            return _after_death(trouble, current, imported, pending, run)
+            return _after_death(trouble, current, imported, started, pending, run)
 
 
-def _after_death(trouble: str, current: str | None, imported: bool, pending: list[str],
+def _after_death(trouble: str, current: str | None, imported: bool, started: bool, pending: list[str],
                  run: WorkerRun) -> bool:
+    if not started:  # before the submission was even touched: the grader's own problem
+        run.import_error = {"type": "WorkerStartFailed", "message": trouble, "where": None, "traceback": "",
+                            "hint": f"the grading worker failed to start (it {trouble}); this is not "
+                                    "your code's fault, and the instructor sees the details"}
+        return True
     if not imported:
         run.import_error = {"type": "WorkerDied", "message": trouble, "where": None, "traceback": "",
                             "hint": f"while importing your submission the grading process {trouble}. "

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import platform
 import time
@@ -74,8 +75,8 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     expected = {}
     for name in runtime:  # the reference, through the same probe, only where a verdict needs it
         if blocker is None and checks[name].needs_reference and probes.get(name, {}).get("ok"):
-            expected[name] = run_probe(type(checks[name]), _reference_module(spec), inputs[name], device="cpu",
-                                       seed=seed, check_name=name, source_file=None)
+            expected[name] = run_probe(type(checks[name]), _reference_module(spec), copy.deepcopy(inputs[name]),
+                                       device="cpu", seed=seed, check_name=name, source_file=None)
             if not expected[name]["ok"]:
                 raise GraderError(f"the reference solution fails check {name!r}: {expected[name]['error']}")
     clock.lap("reference_s")

@@ -122,8 +122,8 @@ def run_probe(check_cls, module, inputs: dict, *, device: str, seed: int, check_
 def describe_exception(error: BaseException, source_file: str | None) -> dict:
     """Plain-data description of an exception, pointing at the student's line when it can."""
     frames = traceback.extract_tb(error.__traceback__)
-    own = [frame for frame in frames
-           if source_file and Path(frame.filename).name == Path(source_file).name]
+    own = [frame for frame in frames  # frames in the submission's file or its helper modules
+           if source_file and Path(frame.filename).parent == Path(source_file).parent]
     where = None
     if own:
         frame = own[-1]

@@ -13,6 +13,7 @@ import traceback
 import torch
 
 from autograder.check import Check, CheckContext, Verdict
+from autograder.spec import SpecError
 from autograder.wire import Opaque, describe
 
 
@@ -31,6 +32,8 @@ def judge(check: Check, ctx: CheckContext, inputs: dict, probe: dict, expected: 
         return check.verdict(ctx, inputs, probe.get("value"), expected["value"] if expected else None)
     except Mismatch as failure:
         return Verdict.fail(failure.message, expected=failure.expected, got=failure.got)
+    except SpecError:
+        raise  # the assignment's own mistake (e.g. a missing threshold), never the student's
     except Exception as error:  # the submission returned something the check did not foresee
         return Verdict.fail(
             f"the grader could not interpret what your code returned ({type(error).__name__}: {error}); "
