@@ -80,18 +80,19 @@ class CheckContext:
         return torch.Generator().manual_seed(derive_seed(self.seed, self.check.name, salt))
 
     def threshold(self, key: str):
-        try:
-            return self.spec.thresholds[key]
-        except KeyError:
-            raise SpecError(f"{self.spec.toml_path}: [thresholds] has no {key!r}, which check "
-                            f"{self.check.name!r} needs. Fix: add `{key} = ...` under [thresholds].") from None
+        """A number from the spec's [thresholds] table."""
+        return self._spec_value("thresholds", key)
 
     def budget(self, key: str):
-        try:
-            return self.spec.budgets[key]
-        except KeyError:
-            raise SpecError(f"{self.spec.toml_path}: [budgets] has no {key!r}, which check "
-                            f"{self.check.name!r} needs. Fix: add `{key} = ...` under [budgets].") from None
+        """Counted work (trials, epochs, steps) from the spec's [budgets] table."""
+        return self._spec_value("budgets", key)
+
+    def _spec_value(self, table: str, key: str):
+        values = getattr(self.spec, table)
+        if key not in values:
+            raise SpecError(f"{self.spec.toml_path}: [{table}] has no {key!r}, which check "
+                            f"{self.check.name!r} needs. Fix: add `{key} = ...` under [{table}].")
+        return values[key]
 
 
 class Check:
