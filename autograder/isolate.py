@@ -292,7 +292,8 @@ def _worker_env(job: WorkerJob, scratch: Path) -> dict[str, str]:
 # the repository (and its reference solutions) on the student's import path.
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 _BOOTSTRAP = (
-    f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); import autograder.worker as w; "
+    "import sys, time; t = time.perf_counter(); import torch; t = time.perf_counter() - t; "
+    f"sys.path.insert(0, {_PACKAGE_PARENT!r}); import autograder.worker as w; "
     "import autograder.check, autograder.probe, autograder.wire; "
-    f"sys.path.remove({_PACKAGE_PARENT!r}); w.main(sys.argv[1:])"
+    f"sys.path.remove({_PACKAGE_PARENT!r}); w.main(sys.argv[1:], torch_import_s=t)"
 )
