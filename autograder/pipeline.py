@@ -50,6 +50,9 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     analysis = static.analyse(source, submission_file.name if submission_file else "", required=spec.required_names,
                               allowed_imports=spec.allowed_imports + local_modules, forbidden=spec.forbidden.calls,
                               scope=spec.forbidden.scope)
+    for helper in helpers:
+        analysis.forbidden += static.forbidden_in_helper(helper.read_text(encoding="utf-8", errors="replace"),
+                                                         helper.name, spec.forbidden.calls)
     notices += _static_notices(analysis)
     clock.lap("static_s")
 

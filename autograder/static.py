@@ -11,6 +11,7 @@ scope refers to. Comments and strings never count.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 
@@ -22,10 +23,12 @@ class ForbiddenUse:
     code: str  # the expression as written
     within: str  # the top-level function/class it appears in ('<module>' for the file level)
     reached_from: str | None = None  # the scoped name that leads to `within`, when different
+    file: str | None = None  # set for a folder submission's helper module
 
     def describe(self) -> str:
         via = f" (called from `{self.reached_from}`)" if self.reached_from else ""
-        return f"line {self.line}, in `{self.within}`{via}: `{self.code}` uses `{self.name}`"
+        where = f"{self.file}, line" if self.file else "line"
+        return f"{where} {self.line}, in `{self.within}`{via}: `{self.code}` uses `{self.name}`"
 
 
 @dataclass
@@ -172,8 +175,9 @@ def _forbidden_uses(source: str, tree: ast.Module, top_level: dict[str, ast.AST]
                     reached[node.id] = reached[current]
                     frontier.append(node.id)
         regions = [(name, top_level[name], reached[name]) for name in reached]
-    else:
-        regions = [("<module>", tree, "<module>")]
+    else:  # the whole file, each use still named by the definition it sits in
+        regions = [(name, node, name) for name, node in top_level.items()]
+        regions += [("<module>", node, "<module>") for node in tree.body if node not in top_level.values()]
     uses, seen = [], set()
     for within, region, root in regions:
         for node in ast.walk(region):  # breadth first: `a.b.c` is met before its inner `a.b`
@@ -186,3 +190,15 @@ def _forbidden_uses(source: str, tree: ast.Module, top_level: dict[str, ast.AST]
                 code = ast.get_source_segment(source, node) or qualified
                 uses.append(ForbiddenUse(hit, node.lineno, code, within, None if root == within else root))
     return sorted(uses, key=lambda use: (use.line, use.name))
+
+
+def forbidden_in_helper(source: str, filename: str, forbidden: tuple[str, ...]) -> list[ForbiddenUse]:
+    """Forbidden uses anywhere in a folder submission's helper module (it exists only to serve
+    the graded code, so the whole file is in scope). A helper that does not parse is left to
+    the import, which reports it."""
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError:
+        return []
+    uses = _forbidden_uses(source, tree, _top_level_definitions(tree), forbidden, scope=())
+    return [dataclasses.replace(use, file=filename) for use in uses]

@@ -124,6 +124,17 @@ def test_folder_submission_with_a_helper_module(submission):
     assert result.score == 20
 
 
+def test_forbidden_call_hidden_in_a_helper_module_is_found(submission):
+    path = submission(replace={"import torch\n": "import torch\nfrom helpers import attend\n",
+                               "    output = weights @ V\n": "    output = attend(Q, K, V, mask)\n"})
+    (path.parent / "helpers.py").write_text(
+        "import torch\nimport torch.nn.functional as F\n\n\ndef attend(q, k, v, mask):\n"
+        "    return torch.nan_to_num(F.scaled_dot_product_attention(q, k, v, attn_mask=mask))\n")
+    result = grade("attention", path.parent, device="cpu")
+    assert failed(result) == ["from_scratch"]
+    assert "helpers.py, line 6, in `attend`" in result.outcome("from_scratch").verdict.message
+
+
 def test_folder_without_the_expected_file_scores_zero_with_a_notice(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     result = grade("attention", tmp_path, device="cpu")

@@ -153,3 +153,17 @@ def test_one_torch_thread_seeded_rng_and_scratch_cwd(run_probes, tmp_path):
     expected = torch.Generator().manual_seed(derive_seed(7, "second", "probe"))
     assert torch.equal(run.probes["second"]["value"], torch.rand(3, generator=expected))
     assert str(tmp_path) not in run.probes["third"]["value"]  # the worker works in a scratch folder
+
+
+def test_a_worker_that_cannot_start_is_not_blamed_on_the_student(tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "checks.py").write_text(CHECKS + "\nraise RuntimeError('bug in the grader')\n")
+    submission = tmp_path / "broken.py"
+    submission.write_text(BASE)
+    run = run_in_worker(WorkerJob(assignment="broken", assignment_folder=folder, submission_file=submission,
+                                  inputs={"first": {"fn": "answer"}}, timeouts={"first": 10.0}, seed=0,
+                                  device="cpu", limits=LIMITS))
+    assert run.import_error["type"] == "WorkerStartFailed"
+    assert "not your code's fault" in run.import_error["hint"]
+    assert "bug in the grader" in run.output  # the instructor sees why
