@@ -42,9 +42,17 @@ def main(argv: list[str], torch_import_s: float = 0.0) -> None:
     torch.set_num_threads(job["torch_threads"])
 
     def send(event: str, **payload):
-        frame = wire.pack_frame({"event": event, **payload})
-        if len(frame) > job["result_bytes"]:
-            frame = wire.pack_frame({"event": event, **_oversized(payload, len(frame), job["result_bytes"])})
+        cap = job["result_bytes"]
+        try:
+            frame = wire.pack_frame({"event": event, **payload})
+        except Exception as error:  # e.g. a tensor subclass whose methods raise
+            frame = wire.pack_frame({"event": event, **_failed(payload, "UnreadableResult", (
+                f"the grader could not read what your function returned ({type(error).__name__}: "
+                f"{error}); return plain tensors, numbers, lists or tuples"))})
+        if len(frame) > cap:
+            frame = wire.pack_frame({"event": event, **_failed(payload, "OutputTooLarge", (
+                f"your function returned about {len(frame) // 2**20} MB of data, more than the "
+                f"{cap // 2**20} MB the grader accepts back; return only the tensors asked for"))})
         control.write(frame)
 
     classes = load_check_classes(Path(job["assignment_folder"]), job["assignment"])
@@ -79,11 +87,13 @@ def main(argv: list[str], torch_import_s: float = 0.0) -> None:
 
 
 def _import_submission(path: str):
-    folder = os.path.dirname(path)
-    sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location("submission", path)
+    """Import under its own name (attention.py -> `attention`), so that a helper module of a
+    folder submission importing it gets this same module, not a second copy."""
+    sys.path.insert(0, os.path.dirname(path))
+    name = Path(path).stem
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["submission"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -115,10 +125,9 @@ def _restore_rng(state) -> None:
     torch.set_rng_state(state[2])
 
 
-def _oversized(payload: dict, size: int, cap: int) -> dict:
-    message = (f"your function returned about {size // 2**20} MB of data, more than the "
-               f"{cap // 2**20} MB the grader accepts back; return only the tensors asked for")
-    error = {"type": "OutputTooLarge", "message": message, "where": None, "traceback": "", "hint": message}
+def _failed(payload: dict, kind: str, message: str) -> dict:
+    """``payload`` with its result (or import outcome) replaced by a failure ``kind``."""
+    error = {"type": kind, "message": message, "where": None, "traceback": "", "hint": message}
     if "result" in payload:
         return {**payload, "result": {"ok": False, "error": error, "stdout": "", "seconds": 0.0}}
     return {key: value for key, value in payload.items() if key in ("check", "seconds")} | {

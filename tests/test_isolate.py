@@ -143,6 +143,15 @@ def test_oversized_return_value_is_refused_with_a_message(run_probes):
     assert run.probes["second"]["value"] == 42
 
 
+def test_a_return_value_that_cannot_be_encoded_fails_only_its_check(run_probes):
+    source = BASE + ("class Evil(torch.Tensor):\n    def detach(self):\n        raise RuntimeError('gotcha')\n"
+                     "def evil():\n    return torch.zeros(3).as_subclass(Evil)\n")
+    run = run_probes(source, {"first": "evil", "second": "answer"})
+    assert run.probes["first"]["error"]["type"] == "UnreadableResult"
+    assert "gotcha" in run.probes["first"]["error"]["message"]
+    assert run.probes["second"]["value"] == 42 and run.workers_started == 1
+
+
 def test_one_torch_thread_seeded_rng_and_scratch_cwd(run_probes, tmp_path):
     source = BASE + ("torch.manual_seed(123)\nimport random; random.seed(5)\n"
                      "def threads():\n    return torch.get_num_threads()\n"
