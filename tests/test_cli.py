@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from conftest import REFERENCE
 
@@ -35,9 +36,8 @@ def test_bad_path_and_unknown_assignment_exit_non_zero_with_a_message(tmp_path):
     assert not (tmp_path / "results.json").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present; test_attention covers --device cuda")
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
-    if torch.cuda.is_available():
-        return  # the GPU path is exercised by test_attention's gpu test
     done = run_cli("grade", "attention", str(REFERENCE), "--out", str(tmp_path), "--device", "cuda")
     assert done.returncode == 2 and "no usable CUDA GPU" in done.stderr
 
