@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     grade_cmd.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
     grade_cmd.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     grade_cmd.add_argument("--seed", type=int, default=None, help="grading seed (default: the spec's)")
+    grade_cmd.add_argument("--top-level", choices=("definitions", "all"), default=None,
+                           help="what of the submission runs at import: its definitions (the spec's default) "
+                                "or everything, within the import time cap")
     grade_cmd.add_argument("--quiet", action="store_true", help="no terminal summary")
 
     template_cmd = commands.add_parser("template", help="regenerate student_template/ from solutions/")
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _grade(args) -> int:
-    result = grade(args.assignment, args.submission, device=args.device, seed=args.seed)
+    result = grade(args.assignment, args.submission, device=args.device, seed=args.seed, top_level=args.top_level)
     paths = write_reports(result, args.out)
     if not args.quiet:
         print_summary(result, Console())

@@ -43,13 +43,14 @@ PROTECTIONS = (
 class WorkerJob:
     assignment: str
     assignment_folder: Path  # holds checks.py / hidden_checks.py, whose probes the worker runs
-    submission_file: Path  # the .py to import
+    submission_file: Path  # the submitted .py or .ipynb
     inputs: dict[str, dict]  # check name -> inputs, in run order
     timeouts: dict[str, float]
     seed: int
     device: str
     limits: Limits
     helper_files: list[Path] = field(default_factory=list)  # other .py files of a folder submission
+    submission_text: str | None = None  # what to import as <stem>.py (its definitions); None: the file as is
 
 
 @dataclass
@@ -69,7 +70,7 @@ def run_in_worker(job: WorkerJob) -> WorkerRun:
     pending = list(job.inputs)
     scratch = Path(tempfile.mkdtemp(prefix="autograder-"))
     try:
-        submission = _stage_submission(job.submission_file, job.helper_files, scratch)
+        submission = _stage_submission(job, scratch)
         while pending:
             worker = _Worker(job, pending, submission, scratch, run.workers_started)
             run.workers_started += 1
@@ -265,13 +266,19 @@ class _Worker:
         return text
 
 
-def _stage_submission(submission_file: Path, helper_files: list[Path], scratch: Path) -> Path:
-    """Copy the submission and its helper modules into the scratch area (originals stay intact)."""
+def _stage_submission(job: WorkerJob, scratch: Path) -> Path:
+    """Copy the helper modules and write the text to import as ``<stem>.py`` into the scratch
+    area (originals stay intact)."""
     target = scratch / "submission"
     target.mkdir()
-    for path in [*helper_files, submission_file]:
+    for path in job.helper_files:
         shutil.copy2(path, target / path.name)
-    return target / submission_file.name
+    staged = target / f"{job.submission_file.stem}.py"
+    if job.submission_text is None:
+        shutil.copy2(job.submission_file, staged)
+    else:
+        staged.write_text(job.submission_text, encoding="utf-8")
+    return staged
 
 
 def _worker_env(job: WorkerJob, scratch: Path) -> dict[str, str]:

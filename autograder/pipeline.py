@@ -16,12 +16,15 @@ import numpy as np
 import torch
 
 from autograder import __version__, static
-from autograder.check import CheckContext, StaticCheck, Verdict, import_file, load_checks
+from autograder.check import CheckContext, StaticCheck, import_file, load_checks
 from autograder.isolate import PROTECTIONS, WorkerJob, run_in_worker
 from autograder.probe import run_probe
 from autograder.score import CheckOutcome, GradeResult, score_checks
+from autograder.source import SubmissionFormatError, prepare
 from autograder.spec import AssignmentSpec, SpecError, load_spec
-from autograder.verdict import judge, verdict_from_error
+from autograder.verdict import decide, verdict_from_error
+
+SUBMISSION_SUFFIXES = (".py", ".ipynb")
 
 
 class GraderError(Exception):
@@ -29,9 +32,10 @@ class GraderError(Exception):
 
 
 def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, device: str = "auto",
-          seed: int | None = None, timeout_scale: float = 1.0) -> GradeResult:
-    """Grade one submission (a ``.py`` file or a folder holding ``<assignment>.py``).
+          seed: int | None = None, timeout_scale: float = 1.0, top_level: str | None = None) -> GradeResult:
+    """Grade one submission (a ``.py`` or ``.ipynb`` file, or a folder holding one).
 
+    ``top_level`` overrides the spec's choice of what runs at import ("definitions" or "all");
     ``timeout_scale`` multiplies every time cap (tests use it to keep runaway cases short).
     """
     clock = _Clock()
@@ -43,17 +47,18 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     device = resolve_device(device)
     seed = spec.seed if seed is None else seed
     submission_file, helpers, notices = locate_submission(spec, Path(submission))
+    prepared, unreadable = None, None
+    if submission_file is not None:
+        try:  # a notebook or script reduced to its definitions, see source.py and reduce.py
+            prepared = prepare(submission_file, top_level or spec.top_level)
+        except SubmissionFormatError as error:
+            unreadable = str(error)
+            notices.append(unreadable)
     clock.lap("spec_s")
 
-    source = submission_file.read_text(encoding="utf-8", errors="replace") if submission_file else ""
-    local_modules = tuple(path.stem for path in helpers)  # a folder submission's own modules
-    analysis = static.analyse(source, submission_file.name if submission_file else "", required=spec.required_names,
-                              allowed_imports=spec.allowed_imports + local_modules, forbidden=spec.forbidden.calls,
-                              scope=spec.forbidden.scope)
-    for helper in helpers:
-        analysis.forbidden += static.forbidden_in_helper(helper.read_text(encoding="utf-8", errors="replace"),
-                                                         helper.name, spec.forbidden.calls)
-    notices += _static_notices(analysis)
+    analysis = static.analyse_submission(spec, prepared, helpers) if prepared else None
+    if prepared:
+        notices += prepared.notices() + static.notices(analysis, prepared)
     clock.lap("static_s")
 
     contexts = {c.name: CheckContext(spec, c, seed, device) for c in spec.checks}
@@ -61,16 +66,19 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     inputs = {name: checks[name].inputs(contexts[name]) for name in runtime}
     clock.lap("inputs_s")
 
-    blocker = _blocker(submission_file, analysis)
+    blocker = (unreadable and "your notebook could not be read") or (
+        "no submission file was found" if prepared is None else static.blocker(analysis))
     probes, run = {}, None
     if blocker is None and runtime:
         limits = dataclasses.replace(spec.limits, import_timeout_s=spec.limits.import_timeout_s * timeout_scale)
         run = run_in_worker(WorkerJob(
             assignment=spec.name, assignment_folder=spec.folder, submission_file=submission_file,
-            helper_files=helpers, inputs=inputs, seed=seed, device=device, limits=limits,
-            timeouts={name: spec.check(name).timeout_s * timeout_scale for name in runtime}))
+            helper_files=helpers, submission_text=prepared.run_text, inputs=inputs, seed=seed, device=device,
+            limits=limits, timeouts={name: spec.check(name).timeout_s * timeout_scale for name in runtime}))
         probes = run.probes
+        prepared.annotate(probes)
         if run.import_error:
+            prepared.annotate(run.import_error)
             blocker = verdict_from_error(run.import_error).message
             notices.append(f"Your submission could not be imported: {blocker}")
     clock.lap("probes_s")
@@ -84,14 +92,7 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
                 raise GraderError(f"the reference solution fails check {name!r}: {expected[name]['error']}")
     clock.lap("reference_s")
 
-    verdicts = {}
-    for name, check in checks.items():
-        if isinstance(check, StaticCheck):
-            verdicts[name] = check.verdict_static(contexts[name], analysis)
-        elif blocker is not None:
-            verdicts[name] = _not_run(blocker)
-        else:
-            verdicts[name] = judge(check, contexts[name], inputs[name], probes[name], expected.get(name))
+    verdicts = decide(checks, contexts, inputs, probes, expected, analysis or static.StaticAnalysis(), blocker)
     points = score_checks(spec, verdicts)
     outcomes = [CheckOutcome(c, verdicts[c.name], points[c.name], probes.get(c.name, {}).get("seconds", 0.0),
                              probes.get(c.name, {}).get("stdout", "")) for c in spec.checks]
@@ -103,11 +104,13 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     facts = {
         "autograder": __version__, "python": platform.python_version(), "torch": torch.__version__,
         "numpy": np.__version__, "platform": platform.platform(), "device": device, "seed": seed,
+        "top_level": top_level or spec.top_level,
         "protections": list(PROTECTIONS), "workers_started": run.workers_started if run else 0,
         "incidents": run.incidents if run else [], "timings": clock.laps,
         "import_output": run.import_stdout if run else "",
     }
-    return GradeResult(spec, Path(submission), outcomes, notices, facts, run.output if run else "")
+    return GradeResult(spec, Path(submission), outcomes, notices, prepared.skipped() if prepared else [],
+                       facts, run.output if run else "")
 
 
 def resolve_device(device: str) -> str:
@@ -122,52 +125,29 @@ def resolve_device(device: str) -> str:
 
 
 def locate_submission(spec: AssignmentSpec, path: Path) -> tuple[Path | None, list[Path], list[str]]:
-    """The file to grade, helper modules beside it (folder submissions), and notices."""
+    """The file to grade (``<stem>.py`` or ``<stem>.ipynb``), helper modules beside it
+    (folder submissions), and notices."""
     if not path.exists():
         raise GraderError(f"submission not found: {path}")
-    wanted = f"{spec.submission_stem}.py"
+    wanted = [f"{spec.submission_stem}{suffix}" for suffix in SUBMISSION_SUFFIXES]
     if path.is_file():
-        if path.suffix != ".py":
-            raise GraderError(f"{path}: only .py submissions are supported here; expected {wanted}")
+        if path.suffix not in SUBMISSION_SUFFIXES:
+            raise GraderError(f"{path}: a submission is a .py file or a .ipynb notebook ({' or '.join(wanted)})")
         return path, [], []
     python_files = sorted(p for p in path.iterdir() if p.suffix == ".py" and p.is_file())
-    if (path / wanted).is_file():
-        return path / wanted, [p for p in python_files if p.name != wanted], []
-    if len(python_files) == 1:
-        return python_files[0], [], [f"Expected {wanted}; graded {python_files[0].name}, the only "
-                                     "Python file in the submission. Rename it to avoid this notice."]
-    found = ", ".join(p.name for p in python_files) or "no Python files"
-    return None, [], [f"No {wanted} in the submission (found: {found}). Name your file {wanted}."]
-
-
-def _static_notices(analysis: static.StaticAnalysis) -> list[str]:
-    notices = []
-    if analysis.syntax_error:
-        error = analysis.syntax_error
-        notices.append(f"Syntax error at line {error['line']}: {error['message']} "
-                       f"(`{error['code']}`); nothing could run.")
-    for module, line in analysis.disallowed_imports:
-        notices.append(f"Line {line} imports `{module}`, which the grading environment does not offer; "
-                       "use only the libraries the handout lists. Nothing could run.")
-    if analysis.missing and not analysis.syntax_error:
-        notices.append("Not defined at the top level: " + ", ".join(f"`{n}`" for n in analysis.missing) + ".")
-    return notices
-
-
-def _blocker(submission_file: Path | None, analysis: static.StaticAnalysis) -> str | None:
-    """Why nothing can run at all, in one sentence (every runtime check then says it)."""
-    if submission_file is None:
-        return "no submission file was found"
-    if analysis.syntax_error:
-        return f"your file has a syntax error at line {analysis.syntax_error['line']}"
-    if analysis.disallowed_imports:
-        module, line = analysis.disallowed_imports[0]
-        return f"your file imports `{module}` (line {line}), which the grading environment does not offer"
-    return None
-
-
-def _not_run(reason: str) -> Verdict:
-    return Verdict.fail(f"not run: {reason}")
+    notebooks = sorted(p for p in path.iterdir() if p.suffix == ".ipynb" and p.is_file())
+    present = [path / name for name in wanted if (path / name).is_file()]
+    if present:
+        notices = [] if len(present) == 1 else [
+            f"Found both {wanted[0]} and {wanted[1]}; graded {wanted[0]}. Submit only the one you want graded."]
+        return present[0], [p for p in python_files if p != present[0]], notices
+    candidates = python_files + notebooks
+    if len(candidates) == 1:
+        return candidates[0], [], [f"Expected {' or '.join(wanted)}; graded {candidates[0].name}, the only "
+                                   "Python file or notebook in the submission. Rename it to avoid this notice."]
+    found = ", ".join(p.name for p in candidates) or "no Python files or notebooks"
+    return None, [], [f"No {' or '.join(wanted)} in the submission (found: {found}). Name your file {wanted[0]} "
+                      f"or {wanted[1]}."]
 
 
 def _reference_module(spec: AssignmentSpec):

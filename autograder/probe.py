@@ -127,9 +127,9 @@ def describe_exception(error: BaseException, source_file: str | None) -> dict:
     where = None
     if own:
         frame = own[-1]
-        where = {"line": frame.lineno, "function": frame.name, "code": (frame.line or "").strip()}
+        where = _where(frame.filename, frame.lineno, frame.name, frame.line, source_file)
     if isinstance(error, SyntaxError) and error.lineno:
-        where = {"line": error.lineno, "function": "<module>", "code": (error.text or "").strip()}
+        where = _where(error.filename or source_file or "", error.lineno, "<module>", error.text, source_file)
     return {
         "type": type(error).__name__,
         "message": str(error)[:2000],
@@ -137,6 +137,15 @@ def describe_exception(error: BaseException, source_file: str | None) -> dict:
         "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__))[-6000:],
         "hint": _hint(error),
     }
+
+
+def _where(filename: str, line: int, function: str, code: str | None, source_file: str | None) -> dict:
+    """``at`` says "line 12", or "helper.py, line 12" for another file of a folder submission
+    (the grading process turns it into "cell 4, line 3" for a notebook)."""
+    name = Path(filename).name
+    main = source_file is not None and name == Path(source_file).name
+    return {"line": line, "function": function, "code": (code or "").strip(), "file": name,
+            "at": f"line {line}" if main else f"{name}, line {line}"}
 
 
 def _hint(error: BaseException) -> str | None:

@@ -17,7 +17,7 @@ import jinja2
 from rich.console import Console
 from rich.table import Table
 
-from autograder.score import CheckOutcome, GradeResult
+from autograder.score import GradeResult
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("autograder", "templates"),
@@ -51,7 +51,7 @@ def results_json(result: GradeResult) -> dict:
             "score": outcome.score,
             "max_score": float(outcome.spec.points),
             "status": "passed" if outcome.passed else "failed",
-            "output": outcome_text(outcome),
+            "output": outcome.text(),
             "output_format": "text",
             "tags": [outcome.spec.name, *outcome.spec.tags],
             "visibility": outcome.spec.visibility,
@@ -61,7 +61,7 @@ def results_json(result: GradeResult) -> dict:
         "score": result.score,
         "max_score": float(result.max_score),
         "execution_time": round(result.facts["timings"].get("total_s", 0.0), 3),
-        "output": "\n".join(result.notices) or "Every check ran; see each test for details.",
+        "output": overall_text(result),
         "output_format": "text",
         "visibility": result.spec.results_visibility,
         "stdout_visibility": "hidden",
@@ -70,15 +70,12 @@ def results_json(result: GradeResult) -> dict:
     }
 
 
-def outcome_text(outcome: CheckOutcome) -> str:
-    verdict = outcome.verdict
-    lines = [("Passed: " if verdict.passed else "Failed: ") + verdict.message]
-    if verdict.expected is not None:
-        lines.append(f"Expected: {verdict.expected}")
-    if verdict.got is not None:
-        lines.append(f"Got: {verdict.got}")
-    if outcome.stdout.strip():
-        lines.append("Your code printed:\n" + outcome.stdout[:2000])
+def overall_text(result: GradeResult) -> str:
+    lines = list(result.notices) or ["Every check ran; see each test for details."]
+    if result.skipped:
+        lines.append(f"Not run ({len(result.skipped)}; the grader runs definitions only):")
+        lines += [f"  {line}" for line in result.skipped[:50]]
+        lines += [f"  ... and {len(result.skipped) - 50} more"] if len(result.skipped) > 50 else []
     return "\n".join(lines)
 
 
@@ -99,7 +96,7 @@ def render_html(result: GradeResult, *, view: str) -> str:
     shown = [row for row in rows if row["hidden"] is None]
     return _TEMPLATES.get_template("report.html.j2").render(
         view=view, title=result.spec.title, assignment=result.spec.name,
-        submission=result.submission.name, rows=rows, notices=result.notices,
+        submission=result.submission.name, rows=rows, notices=result.notices, skipped=result.skipped,
         score=sum(row["score"] for row in shown), max_score=sum(row["points"] for row in shown),
         complete=len(shown) == len(rows), facts=result.facts,
         worker_output=result.worker_output if view == "instructor" else "",

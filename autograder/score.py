@@ -21,6 +21,18 @@ class CheckOutcome:
     def passed(self) -> bool:
         return self.verdict.passed
 
+    def text(self) -> str:
+        """The words a student reads for this check (results.json and the public tests)."""
+        verdict = self.verdict
+        lines = [("Passed: " if verdict.passed else "Failed: ") + verdict.message]
+        if verdict.expected is not None:
+            lines.append(f"Expected: {verdict.expected}")
+        if verdict.got is not None:
+            lines.append(f"Got: {verdict.got}")
+        if self.stdout.strip():
+            lines.append("Your code printed:\n" + self.stdout[:2000])
+        return "\n".join(lines)
+
 
 @dataclass
 class GradeResult:
@@ -30,6 +42,7 @@ class GradeResult:
     submission: Path
     outcomes: list[CheckOutcome]
     notices: list[str] = field(default_factory=list)  # submission-wide messages for the student
+    skipped: list[str] = field(default_factory=list)  # top-level statements that did not run
     facts: dict = field(default_factory=dict)  # versions, device, seed, protections, timings
     worker_output: str = ""
 

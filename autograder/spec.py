@@ -12,19 +12,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsonschema
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS_DIR = REPO_ROOT / "assignments"
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 DEFAULT_ALLOWED_IMPORTS = ("torch", "numpy", "matplotlib", "seaborn", "pandas", "tqdm", "einops")
-_SCHEMA = json.loads((Path(__file__).parent / "schemas" / "assignment.schema.json").read_text())
+TOP_LEVEL = ("definitions", "all")
 
 
 class SpecError(Exception):
@@ -74,6 +67,7 @@ class AssignmentSpec:
     thresholds: dict = field(default_factory=dict)
     budgets: dict = field(default_factory=dict)
     results_visibility: str = "visible"
+    top_level: str = "definitions"  # what of a submission runs at import: see autograder/reduce.py
 
     @property
     def max_score(self) -> float:
@@ -102,6 +96,14 @@ def find_assignment(name_or_path: str | Path) -> Path:
 
 
 def load_spec(name_or_path: str | Path) -> AssignmentSpec:
+    # Imported here: the students' public tests use this module's dataclasses without them.
+    import jsonschema
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    schema = json.loads((Path(__file__).parent / "schemas" / "assignment.schema.json").read_text())
     path = find_assignment(name_or_path)
     text = path.read_text(encoding="utf-8")
     try:
@@ -109,7 +111,7 @@ def load_spec(name_or_path: str | Path) -> AssignmentSpec:
     except tomllib.TOMLDecodeError as error:
         raise SpecError(f"{path}: not valid TOML: {error}. Fix the syntax at that line.") from None
 
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(_SCHEMA).iter_errors(data))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
     if error is not None:
         keys = list(error.absolute_path)
         if error.validator == "additionalProperties":
@@ -136,6 +138,7 @@ def load_spec(name_or_path: str | Path) -> AssignmentSpec:
         thresholds=dict(data.get("thresholds", {})),
         budgets=dict(data.get("budgets", {})),
         results_visibility=meta.get("results_visibility", "visible"),
+        top_level=meta.get("top_level", "definitions"),
     )
 
 
@@ -167,7 +170,7 @@ def _check_consistency(path: Path, text: str, meta: dict, checks: tuple[CheckSpe
                                  "rename one so that they match"))
 
 
-def _fix_for(error: jsonschema.ValidationError) -> str:
+def _fix_for(error) -> str:  # a jsonschema.ValidationError
     if error.validator == "required":
         return "add the missing key"
     if error.validator == "additionalProperties":

@@ -14,6 +14,7 @@ import ast
 import dataclasses
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -24,16 +25,17 @@ class ForbiddenUse:
     within: str  # the top-level function/class it appears in ('<module>' for the file level)
     reached_from: str | None = None  # the scoped name that leads to `within`, when different
     file: str | None = None  # set for a folder submission's helper module
+    at: str | None = None  # "cell 4, line 3" in a notebook
 
     def describe(self) -> str:
         via = f" (called from `{self.reached_from}`)" if self.reached_from else ""
-        where = f"{self.file}, line" if self.file else "line"
-        return f"{where} {self.line}, in `{self.within}`{via}: `{self.code}` uses `{self.name}`"
+        where = f"{self.file}, line {self.line}" if self.file else self.at or f"line {self.line}"
+        return f"{where}, in `{self.within}`{via}: `{self.code}` uses `{self.name}`"
 
 
 @dataclass
 class StaticAnalysis:
-    syntax_error: dict | None = None  # {"line", "column", "message", "code"}
+    syntax_error: dict | None = None  # {"line", "at", "column", "message", "code"}
     defined: set[str] = field(default_factory=set)
     missing: list[str] = field(default_factory=list)
     disallowed_imports: list[tuple[str, int]] = field(default_factory=list)  # (module, line)
@@ -202,3 +204,49 @@ def forbidden_in_helper(source: str, filename: str, forbidden: tuple[str, ...]) 
         return []
     uses = _forbidden_uses(source, tree, _top_level_definitions(tree), forbidden, scope=())
     return [dataclasses.replace(use, file=filename) for use in uses]
+
+
+def analyse_submission(spec, prepared, helpers: list[Path]) -> StaticAnalysis:
+    """Everything above for a prepared submission (see :mod:`autograder.source`) and the
+    helper modules of a folder submission, with lines named as the student sees them."""
+    local_modules = tuple(path.stem for path in helpers)  # a folder submission's own modules
+    analysis = analyse(prepared.run_text, prepared.source.path.name, required=spec.required_names,
+                       allowed_imports=spec.allowed_imports + local_modules, forbidden=spec.forbidden.calls,
+                       scope=spec.forbidden.scope)
+    analysis.forbidden = [dataclasses.replace(use, at=prepared.label(use.line)) for use in analysis.forbidden]
+    for helper in helpers:
+        analysis.forbidden += forbidden_in_helper(helper.read_text(encoding="utf-8", errors="replace"),
+                                                  helper.name, spec.forbidden.calls)
+    if analysis.syntax_error:
+        analysis.syntax_error["at"] = prepared.label(analysis.syntax_error["line"])
+    analysis.disallowed_imports = [(module, prepared.label(line)) for module, line in analysis.disallowed_imports]
+    return analysis
+
+
+def notices(analysis: StaticAnalysis, prepared) -> list[str]:
+    """Submission-wide messages for the student."""
+    found = []
+    if analysis.syntax_error:
+        error = analysis.syntax_error
+        found.append(f"Syntax error at {error['at']}: {error['message']} (`{error['code']}`); nothing could run.")
+    for module, at in analysis.disallowed_imports:
+        found.append(f"The import of `{module}` ({at}) is not available in the grading environment; "
+                     "use only the libraries the handout lists. Nothing could run.")
+    if analysis.missing and not analysis.syntax_error:
+        found.append("Not defined at the top level: " + ", ".join(f"`{name}`" for name in analysis.missing) + ".")
+        for name in analysis.missing:
+            setter = prepared.set_only_by_skipped(name)
+            if setter:
+                found.append(f"`{name}` is set only by a top-level statement the grader does not run ({setter}); "
+                             f"define `{name}` with `def` (or a simple assignment) instead.")
+    return found
+
+
+def blocker(analysis: StaticAnalysis) -> str | None:
+    """Why nothing can run at all, in one sentence (every runtime check then says it)."""
+    if analysis.syntax_error:
+        return f"your file has a syntax error at {analysis.syntax_error['at']}"
+    if analysis.disallowed_imports:
+        module, at = analysis.disallowed_imports[0]
+        return f"your file imports `{module}` ({at}), which the grading environment does not offer"
+    return None

@@ -8,18 +8,18 @@ In ``solutions/<assignment>.py`` a student region is marked::
 
 and becomes, at the same indentation, a TODO comment plus ``raise NotImplementedError(...)``
 naming the enclosing function. A single line ``x = expr  # SOLUTION`` becomes
-``x = None  # TODO: compute x``. ``student_template/<assignment>/`` receives the skeleton and
-the assignment's handout.
+``x = None  # TODO: compute x``. ``student_template/<assignment>/`` receives the skeleton, the
+assignment's handout, and what :mod:`autograder.public` adds (the notebook, the public tests).
 """
 
 from __future__ import annotations
 
 import ast
 import re
-import shutil
 from pathlib import Path
 
-from autograder.spec import ASSIGNMENTS_DIR, REPO_ROOT, SOLUTIONS_DIR, SpecError
+from autograder.public import same_cases, student_files
+from autograder.spec import ASSIGNMENTS_DIR, REPO_ROOT, SOLUTIONS_DIR, SpecError, load_spec
 
 TEMPLATE_DIR = REPO_ROOT / "student_template"
 _BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(?::\s*(.*))?$")
@@ -71,31 +71,46 @@ def _enclosing(lines: list[str], index: int) -> str:
     return "this part"
 
 
-def planned_files() -> dict[Path, str | Path]:
-    """Every file of student_template/: generated text, or a path to copy."""
-    files: dict[Path, str | Path] = {}
+def planned_files() -> dict[Path, str | bytes | Path]:
+    """Every file of student_template/: generated text or bytes, or a path to copy."""
+    files: dict[Path, str | bytes | Path] = {}
     for solution in sorted(SOLUTIONS_DIR.glob("*.py")):
         folder = ASSIGNMENTS_DIR / solution.stem
         if not (folder / "assignment.toml").is_file():
             continue
+        spec = load_spec(folder)
         target = TEMPLATE_DIR / solution.stem
-        files[target / solution.name] = skeleton(solution.read_text(encoding="utf-8"), str(solution))
+        text = skeleton(solution.read_text(encoding="utf-8"), str(solution))
+        files[target / solution.name] = text
         if (folder / "handout.md").is_file():
             files[target / "handout.md"] = folder / "handout.md"
+        for relative, content in student_files(spec, text).items():
+            files[target / relative] = content
     return files
 
 
 def regenerate(write: bool = True) -> list[Path]:
-    """Bring student_template/ up to date; return the files that were (or would be) changed."""
+    """Bring student_template/ up to date; return the files that were (or would be) changed,
+    including leftovers that are no longer generated (which are deleted)."""
+    planned = planned_files()
     stale = []
-    for path, content in planned_files().items():
-        text = content.read_text(encoding="utf-8") if isinstance(content, Path) else content
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+    for path, content in planned.items():
+        data = content.read_bytes() if isinstance(content, Path) else (
+            content.encode("utf-8") if isinstance(content, str) else content)
+        current = path.read_bytes() if path.is_file() else None
+        if current == data or (current is not None and path.name == "cases.bin" and same_cases(current, data)):
+            continue
+        stale.append(path)
+        if write:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    for path in sorted(TEMPLATE_DIR.rglob("*")) if TEMPLATE_DIR.is_dir() else []:
+        if path.is_file() and path not in planned and not _is_cache(path):
             stale.append(path)
             if write:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if isinstance(content, Path):
-                    shutil.copyfile(content, path)
-                else:
-                    path.write_text(text, encoding="utf-8")
+                path.unlink()
     return stale
+
+
+def _is_cache(path: Path) -> bool:
+    return any(part in ("__pycache__", ".pytest_cache", ".ipynb_checkpoints") for part in path.parts)

@@ -12,7 +12,7 @@ import traceback
 
 import torch
 
-from autograder.check import Check, CheckContext, Verdict
+from autograder.check import Check, CheckContext, StaticCheck, Verdict
 from autograder.spec import SpecError
 from autograder.wire import Opaque, describe
 
@@ -41,11 +41,24 @@ def judge(check: Check, ctx: CheckContext, inputs: dict, probe: dict, expected: 
             details="".join(traceback.format_exception(type(error), error, error.__traceback__)))
 
 
+def decide(checks: dict[str, Check], contexts: dict[str, CheckContext], inputs: dict, probes: dict,
+           expected: dict, analysis, blocker: str | None) -> dict[str, Verdict]:
+    """Every check's verdict: static checks from the syntax tree, the others from their probe
+    (or "not run: <blocker>" when nothing could run). Shared by the grader and the public tests."""
+    verdicts = {}
+    for name, check in checks.items():
+        if isinstance(check, StaticCheck):
+            verdicts[name] = check.verdict_static(contexts[name], analysis)
+        elif blocker is not None:
+            verdicts[name] = Verdict.fail(f"not run: {blocker}")
+        else:
+            verdicts[name] = judge(check, contexts[name], inputs[name], probes[name], expected.get(name))
+    return verdicts
+
+
 def verdict_from_error(error: dict) -> Verdict:
     kind, message = error.get("type", "Error"), error.get("message", "")
-    where = error.get("where")
-    location = (f" at line {where['line']} in `{where['function']}`: `{where['code']}`"
-                if where and where.get("code") else "")
+    location = located(error.get("where"))
     hint = error.get("hint")
     if kind == "WorkerDied":
         text = hint or message
@@ -54,6 +67,14 @@ def verdict_from_error(error: dict) -> Verdict:
     else:
         text = f"your code raised {kind}: {message}{location}"
     return Verdict.fail(text, got=f"{kind}: {message}"[:500], details=error.get("traceback") or None)
+
+
+def located(where: dict | None) -> str:
+    """" at cell 4, line 3 in `f`: `code`" for an error's ``where`` record ('' without one)."""
+    if not where or not where.get("code"):
+        return ""
+    at = where.get("at") or f"line {where['line']}"
+    return f" at {at} in `{where['function']}`: `{where['code']}`"
 
 
 # ---- helpers for check code -------------------------------------------------------------

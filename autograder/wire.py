@@ -12,6 +12,7 @@ then the JSON, then the blob.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import struct
@@ -66,6 +67,11 @@ def decode(doc: bytes, blob: bytes):
 def pack_frame(obj) -> bytes:
     doc, blob = encode(obj)
     return _HEADER.pack(len(doc), len(blob)) + doc + blob
+
+
+def unpack_frame(frame: bytes):
+    """Inverse of :func:`pack_frame` for a whole frame held in memory."""
+    return read_frame(io.BytesIO(frame), max_bytes=len(frame))
 
 
 def read_frame(stream, max_bytes: int):

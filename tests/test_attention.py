@@ -53,7 +53,7 @@ def test_syntax_error_fails_every_check_with_one_clear_message(submission):
 
 
 def test_sys_exit_at_import_is_explained_once(submission):
-    result = grade("attention", submission(append="\nimport sys\nsys.exit(0)\n"), device="cpu")
+    result = grade("attention", submission(append="\nimport sys\nsys.exit(0)\n"), device="cpu", top_level="all")
     assert result.score == 0
     assert any("could not be imported" in notice and "exit()" in notice for notice in result.notices)
     assert "not run: your code called exit()" in result.outcome("masking").verdict.message
@@ -81,7 +81,8 @@ def test_endless_loop_in_one_function_times_out_and_the_rest_is_graded(submissio
 
 
 def test_endless_loop_at_import_fails_within_the_import_cap(submission):
-    result = grade("attention", submission(append="\nwhile True:\n    pass\n"), device="cpu", timeout_scale=0.15)
+    result = grade("attention", submission(append="\nwhile True:\n    pass\n"), device="cpu", timeout_scale=0.15,
+                   top_level="all")
     cap = result.spec.limits.import_timeout_s * 0.15
     assert result.score == 0
     assert any(f"did not finish importing within {cap:g} s" in notice for notice in result.notices)
@@ -110,7 +111,7 @@ def test_import_of_a_module_the_course_does_not_offer_gives_one_message(submissi
 def test_submission_runs_only_in_the_worker_and_the_grade_is_deterministic(submission, tmp_path):
     marker = tmp_path / "imported_by"
     path = submission(append=f"\nimport os\nopen({str(marker)!r}, 'a').write(str(os.getpid()) + '\\n')\n")
-    first, second = grade("attention", path, device="cpu"), grade("attention", path, device="cpu")
+    first, second = (grade("attention", path, device="cpu", top_level="all") for _ in range(2))
     pids = marker.read_text().split()
     assert len(pids) == 2 and str(os.getpid()) not in pids
     assert [(o.score, o.verdict.message) for o in first.outcomes] == [(o.score, o.verdict.message) for o in second.outcomes]
@@ -139,7 +140,7 @@ def test_forbidden_call_hidden_in_a_helper_module_is_found(submission):
 def test_folder_without_the_expected_file_scores_zero_with_a_notice(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     result = grade("attention", tmp_path, device="cpu")
-    assert result.score == 0 and "No attention.py in the submission" in result.notices[0]
+    assert result.score == 0 and "No attention.py or attention.ipynb in the submission" in result.notices[0]
 
 
 @pytest.mark.gpu

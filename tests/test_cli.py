@@ -23,7 +23,8 @@ def test_grade_writes_results_and_report_and_exits_zero(tmp_path):
 
 def test_a_failing_submission_still_exits_zero(tmp_path, submission):
     path = submission(append="\nraise ValueError('boom')\n")
-    done = run_cli("grade", "attention", str(path), "--out", str(tmp_path / "out"), "--device", "cpu")
+    done = run_cli("grade", "attention", str(path), "--out", str(tmp_path / "out"), "--device", "cpu",
+                   "--top-level", "all")
     assert done.returncode == 0
     assert json.loads((tmp_path / "out" / "results.json").read_text())["score"] == 0
 

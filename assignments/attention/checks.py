@@ -12,6 +12,7 @@ from autograder.check import Check, NoForbiddenCalls, Verdict
 from autograder.probe import numerical_jacobian
 from autograder.verdict import (
     Mismatch,
+    located,
     max_abs_error,
     require_close,
     require_finite,
@@ -38,9 +39,8 @@ def attention_pair(value, case_label: str):
     """(output, weights) from a probe's per-call record, or Mismatch saying what went wrong."""
     if not value["ok"]:
         error = value["error"]
-        where = f" at line {error['where']['line']}: `{error['where']['code']}`" if error.get("where") else ""
         raise Mismatch(f"{case_label}: {error.get('hint') or 'your code raised'} "
-                       f"({error['type']}: {error['message']}){where}", got=f"{error['type']}")
+                       f"({error['type']}: {error['message']}){located(error.get('where'))}", got=f"{error['type']}")
     return unpack(value["value"], 2, f"{SDPA} ({case_label})")
 
 
