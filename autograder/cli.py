@@ -1,4 +1,4 @@
-"""Command line: ``autograder grade|template`` (``python -m autograder`` works the same)."""
+"""Command line: ``autograder grade|validate|template`` (``python -m autograder`` works the same)."""
 
 from __future__ import annotations
 
@@ -31,16 +31,21 @@ def main(argv: list[str] | None = None) -> int:
     template_cmd = commands.add_parser("template", help="regenerate student_template/ from solutions/")
     template_cmd.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
 
+    validate_cmd = commands.add_parser("validate", help="prove assignments sound: reference, skeleton, known bugs")
+    validate_cmd.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
         if args.command == "grade":
             return _grade(args)
+        if args.command == "validate":
+            return _validate(args, console)
         if args.command == "template":
             from autograder.template import regenerate
             stale = regenerate(write=not args.check)
             for path in stale:
-                console.print(f"{'stale' if args.check else 'wrote'}: {path}")
+                console.print(f"{'stale' if args.check else 'wrote'}: {path}", soft_wrap=True)
             return 1 if args.check and stale else 0
     except (GraderError, SpecError) as error:
         console.print(f"[red]autograder: {error}[/]")
@@ -55,3 +60,18 @@ def _grade(args) -> int:
         print_summary(result, Console())
         print(f"wrote {paths['results']} and {paths['report']}", file=sys.stderr)
     return 0
+
+
+def _validate(args, console: Console) -> int:
+    from autograder.spec import ASSIGNMENTS_DIR
+    from autograder.validate import print_table, validate
+
+    names = args.assignments or sorted(p.parent.name for p in ASSIGNMENTS_DIR.glob("*/assignment.toml"))
+    failed = []
+    for name in names:
+        rows = validate(name)
+        print_table(name, rows, Console())
+        failed += [f"{name}: {row.variant}" for row in rows if not row.ok]
+    for failure in failed:
+        console.print(f"[red]not sound: {failure}[/]")
+    return 1 if failed else 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autograder import __version__, static
+from autograder import __version__, static, wire
 from autograder.check import CheckContext, StaticCheck, import_file, load_checks
 from autograder.isolate import PROTECTIONS, WorkerJob, run_in_worker
 from autograder.probe import run_probe
@@ -86,10 +86,7 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     expected = {}
     for name in runtime:  # the reference, through the same probe, only where a verdict needs it
         if blocker is None and checks[name].needs_reference and probes.get(name, {}).get("ok"):
-            expected[name] = run_probe(type(checks[name]), _reference_module(spec), copy.deepcopy(inputs[name]),
-                                       device="cpu", seed=seed, check_name=name, source_file=None)
-            if not expected[name]["ok"]:
-                raise GraderError(f"the reference solution fails check {name!r}: {expected[name]['error']}")
+            expected[name] = reference_probe(spec, checks[name], inputs[name], seed)
     clock.lap("reference_s")
 
     verdicts = decide(checks, contexts, inputs, probes, expected, analysis or static.StaticAnalysis(), blocker)
@@ -150,10 +147,23 @@ def locate_submission(spec: AssignmentSpec, path: Path) -> tuple[Path | None, li
                       f"or {wanted[1]}."]
 
 
-def _reference_module(spec: AssignmentSpec):
+def reference_probe(spec: AssignmentSpec, check, inputs: dict, seed: int) -> dict:
+    """The reference solution through ``check``'s probe, in this (trusted) process, on CPU with
+    the worker's thread count, and passed through the wire format as a worker's result is: so
+    the numbers are the same wherever and whenever they are computed (grading, public tests)."""
     if not spec.reference_path.is_file():
         raise GraderError(f"reference solution missing: {spec.reference_path}")
-    return _import_reference(spec.reference_path, spec.name)
+    module = _import_reference(spec.reference_path, spec.name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(spec.limits.torch_threads)
+    try:
+        result = run_probe(type(check), module, copy.deepcopy(inputs), device="cpu", seed=seed,
+                           check_name=check.name, source_file=None)
+    finally:
+        torch.set_num_threads(threads)
+    if not result["ok"]:
+        raise GraderError(f"the reference solution fails check {check.name!r}: {result['error']}")
+    return {"ok": True, "value": wire.decode(*wire.encode(result["value"]))}
 
 
 @cache

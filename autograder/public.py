@@ -9,7 +9,6 @@ or reference code.
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import textwrap
 from pathlib import Path
@@ -19,7 +18,6 @@ import torch
 from autograder import wire
 from autograder.check import CheckContext, StaticCheck, load_checks
 from autograder.local import PUBLIC_DIR, public_spec_document
-from autograder.probe import run_probe
 from autograder.spec import AssignmentSpec, SpecError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -47,7 +45,7 @@ def student_files(spec: AssignmentSpec, skeleton_text: str) -> dict[str, str | b
 def public_cases(spec: AssignmentSpec) -> dict[str, dict]:
     """For each visible runtime check: the grader's inputs and the reference's probe result
     (``None`` where the verdict does not use one), computed exactly as when grading."""
-    from autograder.pipeline import _reference_module  # the trusted reference, imported here only
+    from autograder.pipeline import GraderError, reference_probe  # noqa: I001  (grader side only)
 
     checks = load_checks(spec)
     cases = {}
@@ -63,13 +61,10 @@ def public_cases(spec: AssignmentSpec) -> dict[str, dict]:
         if isinstance(check, StaticCheck):
             continue
         inputs = check.inputs(CheckContext(spec, check_spec, spec.seed, "cpu"))
-        expected = None
-        if check.needs_reference:
-            expected = run_probe(type(check), _reference_module(spec), copy.deepcopy(inputs), device="cpu",
-                                 seed=spec.seed, check_name=check_spec.name, source_file=None)
-            if not expected["ok"]:
-                raise SpecError(f"the reference solution fails check {check_spec.name!r}: {expected['error']}")
-            expected = {"ok": True, "value": expected["value"]}  # no timings: the file stays reproducible
+        try:
+            expected = reference_probe(spec, check, inputs, spec.seed) if check.needs_reference else None
+        except GraderError as error:
+            raise SpecError(str(error)) from None
         cases[check_spec.name] = {"inputs": inputs, "expected": expected}
     return cases
 
