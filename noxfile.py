@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, grade, bench, template. Extra arguments after `--` pass through.
+"""Sessions: lint, tests, validate, grade, bench, template. Extra arguments after `--` pass through.
 
 Torch is reused when the Python running nox already has it (sessions see the system
 site-packages); otherwise a CPU build is installed first: AUTOGRADER_TORCH (default
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "validate"]
 ROOT = Path(__file__).parent
 VENV_PARAMS = ["--system-site-packages"]
 
@@ -40,6 +40,13 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(venv_params=VENV_PARAMS)
+def validate(session: nox.Session) -> None:
+    """Prove every assignment sound (or pass names: `-- attention`); exits non-zero if not."""
+    install(session)
+    session.run("python", "-m", "autograder", "validate", *session.posargs)
+
+
+@nox.session(venv_params=VENV_PARAMS)
 def grade(session: nox.Session) -> None:
     """Grade the shipped examples into reports/ (or pass `-- ASSIGNMENT SUBMISSION --out DIR`)."""
     install(session)
@@ -58,9 +65,11 @@ def grade(session: nox.Session) -> None:
 
 @nox.session(venv_params=VENV_PARAMS)
 def bench(session: nox.Session) -> None:
-    """Grading-time benchmark: median of 5 runs, split by stage."""
-    install(session)
+    """Benchmarks: grading time split by stage; the student side (public tests, .py vs .ipynb,
+    the nbconvert baseline). Medians of 5 runs."""
+    install(session, "bench")
     session.run("python", "benchmarks/bench_grade.py", *session.posargs)
+    session.run("python", "benchmarks/bench_student.py", *session.posargs)
 
 
 @nox.session(venv_params=VENV_PARAMS)

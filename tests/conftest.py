@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from autograder.validate import caught_by  # noqa: F401  (re-exported for the tests)
+
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "solutions" / "attention.py"
 SKELETON = REPO / "student_template" / "attention" / "attention.py"
@@ -32,7 +34,18 @@ def submission(tmp_path):
     return make
 
 
-def caught_by(path: Path) -> list[str]:
-    """The checks a known-bug variant declares on its first line (`| caught by: a, b`)."""
-    first = path.read_text().splitlines()[0]
-    return [name.strip() for name in first.split("caught by:")[1].split(",")]
+def write_notebook(path: Path, cells: list, *, counts: list | None = None) -> Path:
+    """A notebook with code cells (strings) and markdown cells (("md", text)); `counts` sets
+    the code cells' execution counts, as a notebook run out of order has them."""
+    import nbformat
+
+    made = []
+    for cell in cells:
+        made.append(nbformat.v4.new_markdown_cell(cell[1]) if isinstance(cell, tuple)
+                    else nbformat.v4.new_code_cell(cell))
+    code = [cell for cell in made if cell.cell_type == "code"]
+    for cell, count in zip(code, counts or [None] * len(code), strict=True):
+        cell.execution_count = count
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(nbformat.writes(nbformat.v4.new_notebook(cells=made)))
+    return path

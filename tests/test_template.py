@@ -45,6 +45,34 @@ def test_student_template_is_up_to_date_with_the_solutions():
 
 
 def test_student_template_holds_no_solution_code():
-    for path in TEMPLATE_DIR.rglob("*.py"):
+    skeletons = list(TEMPLATE_DIR.glob("*/*.py")) + list(TEMPLATE_DIR.glob("*/*.ipynb"))
+    assert skeletons
+    for path in skeletons:  # the vendored runtime under _public/ is checked in test_public.py
         text = path.read_text()
-        assert "SOLUTION" not in text and "@ K.transpose" not in text, path
+        assert "# BEGIN SOLUTION" not in text and "# SOLUTION" not in text and "@ K.transpose" not in text, path
+
+
+def test_cases_that_agree_to_rounding_are_not_stale_but_changed_ones_are():
+    import torch
+
+    from autograder import wire
+    from autograder.public import same_cases
+
+    def frame(scale):
+        return wire.pack_frame({"shapes": {"inputs": {"Q": torch.ones(2, 3, dtype=torch.float64) * scale},
+                                           "expected": None}})
+    assert same_cases(frame(1.0), frame(1.0 + 1e-12))
+    assert not same_cases(frame(1.0), frame(1.001))
+    assert not same_cases(frame(1.0), b"not a frame")
+
+
+def test_files_no_longer_generated_are_reported_and_removed():
+    leftover = TEMPLATE_DIR / "attention" / "old_tests.py"
+    leftover.write_text("# from an older version\n")
+    try:
+        assert leftover in regenerate(write=False)
+        assert leftover.is_file()
+        regenerate(write=True)
+        assert not leftover.exists()
+    finally:
+        leftover.unlink(missing_ok=True)

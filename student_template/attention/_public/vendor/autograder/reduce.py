@@ -27,6 +27,7 @@ SAFE_BUILTINS = frozenset({
 SAFE_CALLS = frozenset({
     "torch.device", "torch.cuda.is_available", "torch.backends.mps.is_available", "torch.tensor",
     "torch.as_tensor", "torch.finfo", "torch.iinfo", "numpy.array", "numpy.asarray", "numpy.finfo",
+    "numpy.sqrt", "numpy.log", "numpy.exp",
     "collections.namedtuple", "collections.OrderedDict", "collections.defaultdict", "collections.Counter",
     "typing.TypeVar", "typing.NamedTuple", "dataclasses.field", "functools.partial", "re.compile",
     "os.path.join", "os.getenv", "os.environ.get", "pathlib.Path", "logging.getLogger",

@@ -51,7 +51,7 @@ class SubmissionSource:
     text: str
     lines: SourceMap
     is_notebook: bool
-    removed: list[str] = field(default_factory=list)  # "cell 2, line 1: shell command `!pip ...`"
+    removed: list[str] = field(default_factory=list)  # "cell 2, line 1: shell command `!pip ...` removed"
     notices: list[str] = field(default_factory=list)
     shell_bound: dict[str, str] = field(default_factory=dict)  # name -> where `name = !cmd` was
 
@@ -132,9 +132,9 @@ def _clean_ipython(lines: list[str], cell: int | None) -> tuple[list[str], list[
         magic = first[2:].split()[0] if first[2:].split() else ""
         out[0] = ""
         if magic not in PYTHON_CELL_MAGICS:
-            removed.append(f"{where(1)}: cell magic `{first[:60]}` (the whole cell)")
+            removed.append(f"{where(1)}: cell magic `{first[:60]}` and the whole cell removed")
             return [""] * len(lines), removed, bound
-        removed.append(f"{where(1)}: cell magic `{first[:60]}` (its Python body was kept)")
+        removed.append(f"{where(1)}: cell magic `{first[:60]}` removed (its Python body is kept)")
     for index, line in enumerate(out):
         stripped = line.strip()
         assigned = _ASSIGNED_SHELL.match(line)
@@ -145,7 +145,7 @@ def _clean_ipython(lines: list[str], cell: int | None) -> tuple[list[str], list[
                 kind = "shell command"
             else:
                 kind = "IPython magic"
-            removed.append(f"{where(index + 1)}: {kind} `{stripped[:60]}`")
+            removed.append(f"{where(index + 1)}: {kind} `{stripped[:60]}` removed")
             if assigned:
                 for name in assigned.group(1).replace(" ", "").split(","):
                     bound[name] = where(index + 1)
@@ -179,7 +179,7 @@ class Prepared:
 
     def skipped(self) -> list[str]:
         """Every statement or line that will not run, in the student's terms."""
-        found = [f"{line}: removed" for line in self.source.removed]
+        found = list(self.source.removed)
         if self.reduction:
             found += [f"{self.label(s.line)}: {s.what} not run" for s in self.reduction.skipped if s.listed]
         return sorted(found, key=_natural)
