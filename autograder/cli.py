@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    grade_cmd = commands.add_parser("grade", help="grade one submission (a .py file or a folder)")
+    grade_cmd = commands.add_parser("grade", help="grade one submission (a .py or .ipynb file, or a folder)")
     grade_cmd.add_argument("assignment", help="assignment name (e.g. attention) or path to its folder")
     grade_cmd.add_argument("submission", type=Path)
     grade_cmd.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")

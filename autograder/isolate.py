@@ -51,6 +51,7 @@ class WorkerJob:
     limits: Limits
     helper_files: list[Path] = field(default_factory=list)  # other .py files of a folder submission
     submission_text: str | None = None  # what to import as <stem>.py (its definitions); None: the file as is
+    helper_texts: dict[str, str] = field(default_factory=dict)  # helper file name -> its definitions
 
 
 @dataclass
@@ -272,7 +273,10 @@ def _stage_submission(job: WorkerJob, scratch: Path) -> Path:
     target = scratch / "submission"
     target.mkdir()
     for path in job.helper_files:
-        shutil.copy2(path, target / path.name)
+        if path.name in job.helper_texts:
+            (target / path.name).write_text(job.helper_texts[path.name], encoding="utf-8")
+        else:
+            shutil.copy2(path, target / path.name)
     staged = target / f"{job.submission_file.stem}.py"
     if job.submission_text is None:
         shutil.copy2(job.submission_file, staged)

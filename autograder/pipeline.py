@@ -58,7 +58,7 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
 
     analysis = static.analyse_submission(spec, prepared, helpers) if prepared else None
     if prepared:
-        notices += prepared.notices() + static.notices(analysis, prepared)
+        notices += prepared.notices(spec.required_names) + static.notices(analysis, prepared)
     clock.lap("static_s")
 
     contexts = {c.name: CheckContext(spec, c, seed, device) for c in spec.checks}
@@ -73,7 +73,8 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
         limits = dataclasses.replace(spec.limits, import_timeout_s=spec.limits.import_timeout_s * timeout_scale)
         run = run_in_worker(WorkerJob(
             assignment=spec.name, assignment_folder=spec.folder, submission_file=submission_file,
-            helper_files=helpers, submission_text=prepared.run_text, inputs=inputs, seed=seed, device=device,
+            helper_files=helpers, submission_text=prepared.run_text, helper_texts=_helper_definitions(helpers, top_level or spec.top_level),
+            inputs=inputs, seed=seed, device=device,
             limits=limits, timeouts={name: spec.check(name).timeout_s * timeout_scale for name in runtime}))
         probes = run.probes
         prepared.annotate(probes)
@@ -108,6 +109,12 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     }
     return GradeResult(spec, Path(submission), outcomes, notices, prepared.skipped() if prepared else [],
                        facts, run.output if run else "")
+
+
+def _helper_definitions(helpers: list[Path], top_level: str) -> dict[str, str]:
+    """A folder submission's helper modules, reduced like the main file (one that does not
+    parse is left as it is: its import reports the error)."""
+    return {helper.name: prepare(helper, top_level).run_text for helper in helpers}
 
 
 def resolve_device(device: str) -> str:

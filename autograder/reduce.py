@@ -51,7 +51,19 @@ class Reduction:
     text: str
     skipped: list[Skipped] = field(default_factory=list)
     only_skipped_set: dict[str, Skipped] = field(default_factory=dict)  # name -> statement that sets it
-    needs: list[tuple[str, str]] = field(default_factory=list)  # (kept definition, name it uses from above)
+    globals_used: dict[str, set[str]] = field(default_factory=dict)  # top-level def -> globals it reads
+
+    def needs(self, roots: tuple[str, ...]) -> list[tuple[str, str]]:
+        """(definition, name) for each definition reachable from ``roots`` (the names the grader
+        calls, and the helpers they use) that reads a global only a skipped statement sets."""
+        reached, frontier = set(), [root for root in roots if root in self.globals_used]
+        while frontier:
+            current = frontier.pop()
+            if current not in reached:
+                reached.add(current)
+                frontier += [name for name in self.globals_used[current] if name in self.globals_used]
+        return [(definition, name) for definition in sorted(reached)
+                for name in sorted(self.globals_used[definition] & set(self.only_skipped_set))]
 
 
 def definitions_only(text: str) -> Reduction:
@@ -81,8 +93,7 @@ def definitions_only(text: str) -> Reduction:
     reduction.only_skipped_set = {name: s for name, s in skipped_bound.items() if name not in kept_bound}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            for name in sorted(_global_uses(node) & set(reduction.only_skipped_set)):
-                reduction.needs.append((node.name, name))
+            reduction.globals_used[node.name] = _global_uses(node)  # the last definition wins
     return reduction
 
 

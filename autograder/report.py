@@ -117,6 +117,9 @@ def print_summary(result: GradeResult, console: Console | None = None) -> None:
     console.print(table)
     for notice in result.notices:
         console.print(f"[yellow]•[/] {notice}")
+    if result.skipped:
+        console.print(f"[yellow]•[/] {len(result.skipped)} top-level statement(s) not run (the grader runs "
+                      "definitions only); the report lists them.")
     console.print(f"[bold]Score: {result.score:g} / {result.max_score:g}[/]  "
                   f"({result.facts['timings'].get('total_s', 0):.1f} s, device {result.facts['device']})")
 

@@ -191,9 +191,11 @@ class Prepared:
             return f"{self.label(statement.line)}: {statement.what}"
         return self.source.shell_bound.get(name) and f"{self.source.shell_bound[name]}: a shell command"
 
-    def notices(self) -> list[str]:
+    def notices(self, graded_names: tuple[str, ...]) -> list[str]:
+        """Notes for the student; ``graded_names`` are the names the grader calls (a function
+        they use that needs a skipped global is worth a warning, an unrelated one is not)."""
         found = list(self.source.notices)
-        for definition, name in self.reduction.needs if self.reduction else []:
+        for definition, name in self.reduction.needs(graded_names) if self.reduction else []:
             found.append(f"`{definition}` uses `{name}`, which only a top-level statement the grader does not run "
                          f"sets ({self.set_only_by_skipped(name)}). The grader runs definitions only: build "
                          f"`{name}` inside your function, pass it in, or make it a simple constant.")

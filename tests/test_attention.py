@@ -118,7 +118,8 @@ def test_submission_runs_only_in_the_worker_and_the_grade_is_deterministic(submi
 
 
 def test_folder_submission_with_a_helper_module(submission):
-    helper_source = "import torch\n\ndef stable_softmax(x):\n    return torch.softmax(x, dim=-1)\n"
+    helper_source = ("import torch\n\ndef stable_softmax(x):\n    return torch.softmax(x, dim=-1)\n\n"
+                     "raise SystemExit('a leftover experiment')  # not run: helpers keep their definitions only\n")
     path = submission(replace={"import torch\n": "import torch\nfrom helpers import stable_softmax\n",
                                "weights = torch.softmax(scores, dim=-1)": "weights = stable_softmax(scores)"})
     (path.parent / "helpers.py").write_text(helper_source)

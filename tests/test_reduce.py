@@ -78,9 +78,15 @@ def test_line_numbers_and_shared_lines_are_preserved():
 
 def test_a_kept_function_that_needs_a_skipped_global_is_reported():
     reduction = definitions_only(SCRIPT)
-    assert ("encode", "vocab") in reduction.needs
+    assert reduction.needs(("encode",)) == [("encode", "vocab")]
+    assert reduction.needs(("build",)) == []  # only what the grader calls (and its helpers) matters
     assert reduction.only_skipped_set["vocab"].line == 9
     assert "main" not in reduction.only_skipped_set and "STOI" not in reduction.only_skipped_set
+
+
+def test_a_helper_of_a_graded_function_counts_too():
+    source = "vocab = load()\ndef helper(s):\n    return vocab[s]\ndef graded(s):\n    return helper(s)\n"
+    assert definitions_only(source).needs(("graded",)) == [("helper", "vocab")]
 
 
 def test_main_guard_is_skipped_without_being_listed():
@@ -92,7 +98,7 @@ def test_main_guard_is_skipped_without_being_listed():
 def test_unreachable_code_after_raise_needs_no_global():
     source = ("output = compute()\n"
               "def f(x):\n    raise NotImplementedError\n    return output\n")
-    assert definitions_only(source).needs == []
+    assert definitions_only(source).needs(("f",)) == []
 
 
 def test_a_later_definition_wins_as_in_run_all():

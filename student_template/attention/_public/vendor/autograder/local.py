@@ -79,7 +79,7 @@ class LocalGrader:
     """Grades one submission against a bundle, one check at a time (each a pytest test)."""
 
     def __init__(self, bundle: PublicBundle, submission: Path):
-        self.bundle, self.spec, self.submission = bundle, bundle.spec, submission
+        self.bundle, self.spec, self.submission = bundle, bundle.spec, submission.resolve()
         self.verdicts: dict = {}
         self.probes: dict[str, dict] = {}
         self.notices: list[str] = []
@@ -91,7 +91,7 @@ class LocalGrader:
             self.notices.append(str(error))
             return
         self._analysis = static.analyse_submission(self.spec, self._prepared, [])
-        self.notices += self._prepared.notices() + static.notices(self._analysis, self._prepared)
+        self.notices += self._prepared.notices(self.spec.required_names) + static.notices(self._analysis, self._prepared)
         self._blocker = static.blocker(self._analysis)
         if self._blocker is None:
             self._import()
