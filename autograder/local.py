@@ -138,7 +138,7 @@ class LocalGrader:
             self._prepared.annotate(self.probes[name])
         expected = {name: case["expected"]} if case.get("expected") is not None else {}
         verdict = decide({name: check}, {name: context}, {name: case.get("inputs")}, self.probes, expected,
-                         self._analysis or static.StaticAnalysis(), self._blocker)
+                         self._analysis, self._blocker)
         self.verdicts[name] = verdict[name]
 
     def _import(self) -> None:

@@ -90,7 +90,7 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
             expected[name] = reference_probe(spec, checks[name], inputs[name], seed)
     clock.lap("reference_s")
 
-    verdicts = decide(checks, contexts, inputs, probes, expected, analysis or static.StaticAnalysis(), blocker)
+    verdicts = decide(checks, contexts, inputs, probes, expected, analysis, blocker)
     points = score_checks(spec, verdicts)
     outcomes = [CheckOutcome(c, verdicts[c.name], points[c.name], probes.get(c.name, {}).get("seconds", 0.0),
                              probes.get(c.name, {}).get("stdout", "")) for c in spec.checks]

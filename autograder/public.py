@@ -38,7 +38,8 @@ def student_files(spec: AssignmentSpec, skeleton_text: str) -> dict[str, str | b
     for name in VENDORED:
         files[f"{PUBLIC_DIR}/vendor/autograder/{name}"] = PACKAGE_DIR / name
     for path in sorted(STUDENT_FILES.iterdir()):
-        files[path.name] = path
+        if path.is_file():
+            files[path.name] = path
     return files
 
 

@@ -17,7 +17,7 @@ import builtins
 import re
 from dataclasses import dataclass, field
 
-from autograder.static import _aliases, _qualified
+from autograder.static import import_aliases, qualified_name
 
 SAFE_BUILTINS = frozenset({
     "range", "len", "enumerate", "zip", "sorted", "reversed", "list", "dict", "set", "tuple",
@@ -69,7 +69,7 @@ class Reduction:
 def definitions_only(text: str) -> Reduction:
     """``text`` must parse. Returns the reduced text and what was skipped."""
     tree = ast.parse(text)
-    aliases = _aliases(tree, ())
+    aliases = import_aliases(tree, ())
     own = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     lines = text.splitlines()
     reduction = Reduction(text)
@@ -157,7 +157,7 @@ def _is_safe_call(call: ast.Call, aliases: dict, own: set) -> bool:
         return func.id in SAFE_BUILTINS
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Constant):
         return True  # "a b".split(), ", ".join(...)
-    qualified = _qualified(func, aliases) or ""
+    qualified = qualified_name(func, aliases) or ""
     return qualified in SAFE_CALLS or qualified.startswith(SAFE_PREFIXES) or bool(_NN_MODULE.match(qualified))
 
 

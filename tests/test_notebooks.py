@@ -103,6 +103,7 @@ def test_a_broken_notebook_scores_zero_with_a_message_and_the_cli_still_exits_ze
     result = grade("attention", path, device="cpu")
     assert result.score == 0 and "is not a readable notebook" in result.notices[0]
     assert result.outcome("shapes").verdict.message == "not run: your notebook could not be read"
+    assert result.outcome("from_scratch").verdict.message == "not run: your notebook could not be read"
     done = subprocess.run([sys.executable, "-m", "autograder", "grade", "attention", str(path), "--out",
                            str(tmp_path / "out"), "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

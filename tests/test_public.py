@@ -52,6 +52,25 @@ def test_public_tests_fail_on_the_skeleton_with_the_autograders_own_messages(stu
         assert f"{check} (0/{outcome.spec.points:g} points): {outcome.text()}" in done.stdout, check
 
 
+def test_the_vendored_runtime_needs_only_torch_numpy_and_pytest(student_folder):
+    shutil.copy(REFERENCE, student_folder / "attention.py")
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('psutil', 'jinja2', 'rich', 'jsonschema', 'tomli', 'nbformat'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.path.insert(0, '_public/vendor')\n"
+        "from pathlib import Path\n"
+        "from autograder.local import LocalGrader, load_bundle\n"
+        "bundle = load_bundle(Path('.'))\n"
+        "grader = LocalGrader(bundle, Path('attention.py'))\n"
+        "print(sum(grader.outcome(check.name).score for check in bundle.spec.checks))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=student_folder, capture_output=True, text=True)
+    assert done.stdout.strip() == "18.0", done.stderr[-2000:]
+
+
 def test_a_bug_fails_the_same_public_checks_locally_and_on_the_autograder(student_folder):
     bug = REPO / "assignments" / "attention" / "bugs" / "mask_ignored.py"
     shutil.copy(bug, student_folder / "attention.py")

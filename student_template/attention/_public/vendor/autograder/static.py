@@ -120,7 +120,7 @@ def _catches_import_error(node: ast.Try) -> bool:
     return False
 
 
-def _aliases(tree: ast.Module, forbidden: tuple[str, ...]) -> dict[str, str]:
+def import_aliases(tree: ast.Module, forbidden: tuple[str, ...]) -> dict[str, str]:
     """Local name -> fully qualified name, from every import in the file and simple aliases."""
     names: dict[str, str] = {}
     for node in ast.walk(tree):
@@ -140,13 +140,13 @@ def _aliases(tree: ast.Module, forbidden: tuple[str, ...]) -> dict[str, str]:
                     names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
     for node in tree.body:  # module-level `sdpa = F.scaled_dot_product_attention`
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            resolved = _qualified(node.value, names)
+            resolved = qualified_name(node.value, names)
             if resolved:
                 names[node.targets[0].id] = resolved
     return names
 
 
-def _qualified(node: ast.AST, names: dict[str, str]) -> str | None:
+def qualified_name(node: ast.AST, names: dict[str, str]) -> str | None:
     parts = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
@@ -165,7 +165,7 @@ def _matches(qualified: str, forbidden: tuple[str, ...]) -> str | None:
 
 def _forbidden_uses(source: str, tree: ast.Module, top_level: dict[str, ast.AST],
                     forbidden: tuple[str, ...], scope: tuple[str, ...]) -> list[ForbiddenUse]:
-    names = _aliases(tree, forbidden)
+    names = import_aliases(tree, forbidden)
     if scope:
         roots = {name: name for name in scope if name in top_level}
         reached = dict(roots)  # definition name -> the scoped name that reaches it
@@ -185,7 +185,7 @@ def _forbidden_uses(source: str, tree: ast.Module, top_level: dict[str, ast.AST]
         for node in ast.walk(region):  # breadth first: `a.b.c` is met before its inner `a.b`
             if not isinstance(node, (ast.Attribute, ast.Name)) or isinstance(node.ctx, ast.Store):
                 continue
-            qualified = _qualified(node, names)
+            qualified = qualified_name(node, names)
             hit = qualified and _matches(qualified, forbidden)
             if hit and (node.lineno, node.col_offset, hit) not in seen:
                 seen.add((node.lineno, node.col_offset, hit))

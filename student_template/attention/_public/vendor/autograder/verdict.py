@@ -43,11 +43,12 @@ def judge(check: Check, ctx: CheckContext, inputs: dict, probe: dict, expected: 
 
 def decide(checks: dict[str, Check], contexts: dict[str, CheckContext], inputs: dict, probes: dict,
            expected: dict, analysis, blocker: str | None) -> dict[str, Verdict]:
-    """Every check's verdict: static checks from the syntax tree, the others from their probe
-    (or "not run: <blocker>" when nothing could run). Shared by the grader and the public tests."""
+    """Every check's verdict: static checks from the syntax tree (``analysis``; None when there
+    was no source to read), the others from their probe, or "not run: <blocker>" when nothing
+    could run. Shared by the grader and the public tests."""
     verdicts = {}
     for name, check in checks.items():
-        if isinstance(check, StaticCheck):
+        if isinstance(check, StaticCheck) and analysis is not None:
             verdicts[name] = check.verdict_static(contexts[name], analysis)
         elif blocker is not None:
             verdicts[name] = Verdict.fail(f"not run: {blocker}")
