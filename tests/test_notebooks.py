@@ -11,6 +11,7 @@ import time
 from conftest import REFERENCE, write_notebook
 
 from autograder.pipeline import grade
+from autograder.report import write_reports
 
 
 def reference_functions() -> dict[str, str]:
@@ -56,6 +57,12 @@ def test_a_realistic_student_notebook_gets_full_marks_quickly(tmp_path):
                      "cell 8, line 1: top-level call `plt.plot(...)` not run"):
         assert expected in skipped, (expected, skipped)
     assert any("out of order" in notice for notice in result.notices)
+    paths = write_reports(result, tmp_path / "out")
+    html = paths["student_report"].read_text()
+    assert f"{len(result.skipped)} top-level statements not run (the grader runs definitions only)" in html
+    assert "cell 7, line 3: loop `for step in range(10 ** 9):` not run" in html
+    output = json.loads(paths["results"].read_text())["output"]
+    assert f"Not run ({len(result.skipped)}; the grader runs definitions only):" in output
 
 
 def test_a_definition_that_needs_a_skipped_global_fails_in_plain_words(tmp_path):
