@@ -18,8 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+from medians import print_medians  # benchmarks/medians.py (scripts run from this folder)
 
 from autograder.pipeline import grade
 from autograder.report import write_reports
@@ -52,14 +51,9 @@ def main() -> None:
             samples["cold CLI"].append(time.perf_counter() - started)
 
     total = statistics.median(samples["in-process total"])
-    table = Table(title=f"grading the {args.assignment} reference: median of {args.runs} runs (CPU)")
-    for column in ("stage", "median s", "min s", "max s", "share of in-process total"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
-    for stage, values in samples.items():
-        median = statistics.median(values)
-        share = f"{median / total:.0%}" if stage in STAGES else ""
-        table.add_row(stage.removesuffix("_s"), f"{median:.3f}", f"{min(values):.3f}", f"{max(values):.3f}", share)
-    Console().print(table)
+    print_medians(f"grading the {args.assignment} reference: median of {args.runs} runs (CPU)", samples,
+                  first="stage", compare="share of in-process total",
+                  compared=lambda stage, median: f"{median / total:.0%}" if stage in STAGES else "")
 
 
 if __name__ == "__main__":

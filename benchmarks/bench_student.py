@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 import nbformat
-from rich.console import Console
-from rich.table import Table
+from medians import print_medians  # benchmarks/medians.py (scripts run from this folder)
 
 from autograder.public import notebook_text
 from autograder.spec import load_spec
@@ -91,13 +90,9 @@ def main() -> None:
                 samples.setdefault(label, []).append(timed(command, cwd))
 
     base = statistics.median(samples["grade attention.py"])
-    table = Table(title=f"student side of attention: median of {args.runs} runs, each a fresh process (CPU)")
-    for column in ("what", "median s", "min s", "max s", "vs grading the .py"):
-        table.add_column(column, justify="left" if column == "what" else "right")
-    for label, values in samples.items():
-        median = statistics.median(values)
-        table.add_row(label, f"{median:.2f}", f"{min(values):.2f}", f"{max(values):.2f}", f"{median / base:.2f}x")
-    Console().print(table)
+    print_medians(f"student side of attention: median of {args.runs} runs, each a fresh process (CPU)", samples,
+                  first="what", compare="vs grading the .py", compared=lambda _, median: f"{median / base:.2f}x",
+                  digits=2)
 
 
 if __name__ == "__main__":
