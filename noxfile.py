@@ -1,4 +1,4 @@
-"""Sessions: lint, tests, validate, grade, bench, template. Extra arguments after `--` pass through.
+"""Sessions: lint, tests, validate, grade, bench, template, calibrate. Extra arguments after `--` pass through.
 
 Torch is reused when the Python running nox already has it (sessions see the system
 site-packages); otherwise a CPU build is installed first: AUTOGRADER_TORCH (default
@@ -77,3 +77,10 @@ def template(session: nox.Session) -> None:
     """Regenerate student_template/ from solutions/."""
     install(session)
     session.run("python", "-m", "autograder", "template", *session.posargs)
+
+
+@nox.session(venv_params=VENV_PARAMS)
+def calibrate(session: nox.Session) -> None:
+    """Calibrate a trained-behaviour threshold: `-- ASSIGNMENT CHECK --seeds 10 --write`."""
+    install(session)
+    session.run("python", "-m", "autograder", "calibrate", *(session.posargs or ["--help"]))

@@ -1,4 +1,4 @@
-"""Command line: ``autograder grade|validate|template`` (``python -m autograder`` works the same)."""
+"""Command line: ``autograder grade|validate|template|calibrate`` (``python -m autograder`` works the same)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,19 @@ def main(argv: list[str] | None = None) -> int:
     grade_cmd.add_argument("--quiet", action="store_true", help="no terminal summary")
 
     template_cmd = commands.add_parser("template", help="regenerate student_template/ from solutions/")
+    template_cmd.add_argument("assignments", nargs="*", help="assignment names (default: all)")
     template_cmd.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
 
     validate_cmd = commands.add_parser("validate", help="prove assignments sound: reference, skeleton, known bugs")
     validate_cmd.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+
+    calibrate_cmd = commands.add_parser("calibrate", help="run a trained-behaviour check over several seeds on "
+                                        "the reference, alternatives and known bugs")
+    calibrate_cmd.add_argument("assignment")
+    calibrate_cmd.add_argument("check", help="the check to calibrate (one with a `metrics` method)")
+    calibrate_cmd.add_argument("--seeds", type=int, default=5, help="number of grading seeds (default 5)")
+    calibrate_cmd.add_argument("--write", action="store_true",
+                               help="record the table in assignments/<name>/calibration/<check>.md")
 
     args = parser.parse_args(argv)
     console = Console(stderr=True)
@@ -41,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             return _grade(args)
         if args.command == "validate":
             return _validate(args, console)
+        if args.command == "calibrate":
+            return _calibrate(args, argv, console)
         if args.command == "template":
             from autograder.template import regenerate
-            stale = regenerate(write=not args.check)
+            stale = regenerate(write=not args.check, names=args.assignments or None)
             for path in stale:
                 console.print(f"{'stale' if args.check else 'wrote'}: {path}", soft_wrap=True)
             return 1 if args.check and stale else 0
@@ -60,6 +71,18 @@ def _grade(args) -> int:
         print_summary(result, Console())
         print(f"wrote {paths['results']} and {paths['report']}", file=sys.stderr)
     return 0
+
+
+def _calibrate(args, argv: list[str] | None, console: Console) -> int:
+    from autograder import calibrate
+
+    spec, samples = calibrate.calibrate(args.assignment, args.check, args.seeds)
+    command = "python -m autograder " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = calibrate.markdown(spec, args.check, samples, command)
+    print(text)
+    if args.write:
+        console.print(f"wrote {calibrate.write(spec, args.check, text)}")
+    return 1 if calibrate.problems(spec, args.check, samples) else 0
 
 
 def _validate(args, console: Console) -> int:

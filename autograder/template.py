@@ -63,20 +63,25 @@ def skeleton(source: str, filename: str = "<solution>") -> str:
 
 
 def _enclosing(lines: list[str], index: int) -> str:
+    """The def or class around line ``index``, as ``Class.method`` for a method."""
     depth = len(lines[index]) - len(lines[index].lstrip())
+    names = []
     for line in reversed(lines[:index]):
         match = _DEF.match(line)
-        if match and len(match.group(1) or match.group(3) or "") < depth:
-            return match.group(2) or match.group(4)
-    return "this part"
+        indent = len(match.group(1) or match.group(3) or "") if match else depth
+        if match and indent < depth:
+            names.insert(0, match.group(2) or match.group(4))
+            depth = indent
+    return ".".join(names[-2:]) or "this part"
 
 
-def planned_files() -> dict[Path, str | bytes | Path]:
-    """Every file of student_template/: generated text or bytes, or a path to copy."""
+def planned_files(names: list[str] | None = None) -> dict[Path, str | bytes | Path]:
+    """Every file of student_template/ (or of the named assignments' folders in it):
+    generated text or bytes, or a path to copy."""
     files: dict[Path, str | bytes | Path] = {}
     for solution in sorted(SOLUTIONS_DIR.glob("*.py")):
         folder = ASSIGNMENTS_DIR / solution.stem
-        if not (folder / "assignment.toml").is_file():
+        if not (folder / "assignment.toml").is_file() or (names and solution.stem not in names):
             continue
         spec = load_spec(folder)
         target = TEMPLATE_DIR / solution.stem
@@ -89,10 +94,11 @@ def planned_files() -> dict[Path, str | bytes | Path]:
     return files
 
 
-def regenerate(write: bool = True) -> list[Path]:
-    """Bring student_template/ up to date; return the files that were (or would be) changed,
-    including leftovers that are no longer generated (which are deleted)."""
-    planned = planned_files()
+def regenerate(write: bool = True, names: list[str] | None = None) -> list[Path]:
+    """Bring student_template/ (or the named assignments' folders in it) up to date; return the
+    files that were (or would be) changed, including leftovers that are no longer generated
+    (which are deleted)."""
+    planned = planned_files(names)
     stale = []
     for path, content in planned.items():
         data = content.read_bytes() if isinstance(content, Path) else (
@@ -104,7 +110,8 @@ def regenerate(write: bool = True) -> list[Path]:
         if write:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-    for path in sorted(TEMPLATE_DIR.rglob("*")) if TEMPLATE_DIR.is_dir() else []:
+    roots = [TEMPLATE_DIR / name for name in names] if names else [TEMPLATE_DIR]
+    for path in sorted(p for root in roots if root.is_dir() for p in root.rglob("*")):
         if path.is_file() and path not in planned and not _is_cache(path):
             stale.append(path)
             if write:

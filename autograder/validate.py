@@ -72,8 +72,7 @@ def validate(assignment: str | Path) -> list[Row]:
                                            f"also loses: {', '.join(extra)}" if extra else ""]))
             rows.append(_row(f"bug: {bug.stem}", f"loses {', '.join(declared)}", result, not extra and not missed,
                              disagreement, note))
-    stale = [path.relative_to(TEMPLATE_DIR) for path in regenerate(write=False)
-             if spec.name in path.relative_to(TEMPLATE_DIR).parts[:1]]
+    stale = [path.relative_to(TEMPLATE_DIR) for path in regenerate(write=False, names=[spec.name])]
     rows.append(Row("student folder", "up to date", "", not stale,
                     f"stale: {', '.join(map(str, stale))}; run `autograder template`" if stale else ""))
     return rows

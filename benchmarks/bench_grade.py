@@ -1,6 +1,6 @@
-"""Wall time of grading the `attention` reference, median of N runs, split by stage.
+"""Wall time of grading each assignment's reference, median of N runs, split by stage.
 
-    nox -s bench                # or: python benchmarks/bench_grade.py --runs 5
+    nox -s bench                # or: python benchmarks/bench_grade.py --runs 5 [--assignment NAME ...]
 
 Stages: worker start (process spawn, job file, check modules), torch import in the worker,
 submission import, checks (probes in the worker), reference (same probes on the reference in
@@ -31,27 +31,33 @@ STAGES = ["worker_start_s", "torch_import_s", "submission_import_s", "checks_s",
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--assignment", default="attention")
+    parser.add_argument("--assignment", nargs="*", default=None, help="default: every assignment")
     args = parser.parse_args()
-    reference = ROOT / "solutions" / f"{args.assignment}.py"
+    names = args.assignment or sorted(p.parent.name for p in (ROOT / "assignments").glob("*/assignment.toml"))
+    for name in names:
+        bench(name, args.runs)
+
+
+def bench(assignment: str, runs: int) -> None:
+    reference = ROOT / "solutions" / f"{assignment}.py"
     samples: dict[str, list[float]] = {stage: [] for stage in [*STAGES, "in-process total", "cold CLI"]}
     with tempfile.TemporaryDirectory() as out:
-        for _ in range(args.runs):
+        for _ in range(runs):
             started = time.perf_counter()
-            result = grade(args.assignment, reference, device="cpu")
+            result = grade(assignment, reference, device="cpu")
             write_reports(result, Path(out))
             samples["in-process total"].append(time.perf_counter() - started)
             for stage in STAGES:
                 samples[stage].append(result.facts["timings"].get(stage, 0.0))
             assert result.score == result.max_score, "the reference must score full marks"
-        for _ in range(args.runs):
+        for _ in range(runs):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "autograder", "grade", args.assignment, str(reference),
+            subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, str(reference),
                             "--out", out, "--device", "cpu", "--quiet"], check=True)
             samples["cold CLI"].append(time.perf_counter() - started)
 
     total = statistics.median(samples["in-process total"])
-    print_medians(f"grading the {args.assignment} reference: median of {args.runs} runs (CPU)", samples,
+    print_medians(f"grading the {assignment} reference: median of {runs} runs (CPU)", samples,
                   first="stage", compare="share of in-process total",
                   compared=lambda stage, median: f"{median / total:.0%}" if stage in STAGES else "")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,45 @@ def write_notebook(path: Path, cells: list, *, counts: list | None = None) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(nbformat.writes(nbformat.v4.new_notebook(cells=made)))
     return path
+
+
+def variant_of(solution: str, folder: Path, replace: dict[str, str] | None = None, append: str = "") -> Path:
+    """A copy of ``solutions/<solution>.py`` in ``folder`` with text replaced (each must apply)."""
+    source = (REPO / "solutions" / f"{solution}.py").read_text()
+    for old, new in (replace or {}).items():
+        assert source.count(old) == 1, f"edit does not apply exactly once: {old!r}"
+        source = source.replace(old, new)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{solution}.py"
+    path.write_text(source + append)
+    return path
+
+
+def run_check(assignment: str, check_name: str, path: Path, seed: int | None = None):
+    """One check on one (trusted, test-written) file, in this process, exactly as grading
+    computes it: the check's inputs, its probe, the wire round trip, the reference, the verdict.
+    Much faster than a whole grade when a test is about one check."""
+    import copy
+
+    from autograder import wire
+    from autograder.check import CheckContext, import_file, load_checks
+    from autograder.pipeline import reference_probe
+    from autograder.probe import run_probe
+    from autograder.spec import load_spec
+    from autograder.verdict import judge
+
+    spec = load_spec(assignment)
+    check = load_checks(spec)[check_name]
+    ctx = CheckContext(spec, spec.check(check_name), spec.seed if seed is None else seed, "cpu")
+    inputs = check.inputs(ctx)
+    module = import_file(path, f"_test_module_{next(_MODULE_NUMBERS)}")
+    result = run_probe(type(check), module, copy.deepcopy(inputs), device="cpu", seed=ctx.seed,
+                       check_name=check_name, source_file=str(path))
+    if result["ok"]:
+        result["value"] = wire.decode(*wire.encode(result["value"]))
+    needs = check.needs_reference and result["ok"]
+    expected = reference_probe(spec, check, inputs, ctx.seed) if needs else None
+    return judge(check, ctx, inputs, result, expected)
+
+
+_MODULE_NUMBERS = itertools.count()

@@ -27,7 +27,7 @@ def test_regions_become_todo_and_not_implemented_naming_the_function():
     text = skeleton(SOLUTION)
     assert "x * x" not in text and "SOLUTION" not in text
     assert "    # TODO: square it\n    raise NotImplementedError('f: square it')" in text
-    assert "raise NotImplementedError('forward: implement forward')" in text
+    assert "raise NotImplementedError('Model.forward: implement Model.forward')" in text  # a method names its class
     assert "total = None  # TODO: compute total" in text
     ast.parse(text)
 

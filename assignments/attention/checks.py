@@ -15,6 +15,7 @@ from autograder.verdict import (
     located,
     max_abs_error,
     require_close,
+    require_distributions,
     require_finite,
     require_tensor,
     unpack,
@@ -133,16 +134,7 @@ class RowsSumToOne(Check):
     def verdict(self, ctx, inputs, got, expected):
         case = inputs["cases"][0]
         _, weights = attention_pair(got[0], shapes_of(case))
-        require_tensor(weights, "weights", shape=(3, 2, 6, 9))
-        require_finite(weights, "weights")
-        sums = weights.to(torch.float64).sum(-1)
-        if (weights < 0).any():
-            raise Mismatch("some weights are negative; softmax weights lie in [0, 1]",
-                           expected="weights >= 0", got=f"min weight {weights.min().item():.3g}")
-        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-5):
-            raise Mismatch("rows of the weights do not sum to 1; is the softmax taken over the last "
-                           "axis (the keys)?", expected="every row sums to 1",
-                           got=f"row sums range from {sums.min().item():.4g} to {sums.max().item():.4g}")
+        require_distributions(weights, "the weights", shape=(3, 2, 6, 9))
         return Verdict.ok("every row of the weights is non-negative and sums to 1 over the keys")
 
 

@@ -42,8 +42,13 @@ class Submission:
     def attempt(self, name: str, *args, **kwargs) -> dict:
         """Call ``name(*args)``; an exception becomes data, so one case failing leaves the rest
         of a probe running (partial credit). Returns {"ok", "value"} or {"ok", "error"}."""
+        return self.call(lambda: self.__getattr__(name)(*args, **kwargs))
+
+    def call(self, fn, *args, **kwargs) -> dict:
+        """:meth:`attempt` for any callable (a probe step using a module the student built);
+        the error record points at the student's line where the traceback passes through it."""
         try:
-            return {"ok": True, "value": self.__getattr__(name)(*args, **kwargs)}
+            return {"ok": True, "value": fn(*args, **kwargs)}
         except Exception as error:
             return {"ok": False, "error": describe_exception(error, getattr(self._module, "__file__", None))}
 
@@ -130,13 +135,17 @@ def describe_exception(error: BaseException, source_file: str | None) -> dict:
         where = _where(frame.filename, frame.lineno, frame.name, frame.line, source_file)
     if isinstance(error, SyntaxError) and error.lineno:
         where = _where(error.filename or source_file or "", error.lineno, "<module>", error.text, source_file)
-    return {
+    record = {
         "type": type(error).__name__,
         "message": str(error)[:2000],
         "where": where,
         "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__))[-6000:],
         "hint": _hint(error),
     }
+    for key in ("expected", "got"):  # probe code may raise an error that says both (a broken contract)
+        if isinstance(getattr(error, key, None), str):
+            record[key] = getattr(error, key)[:500]
+    return record
 
 
 def _where(filename: str, line: int, function: str, code: str | None, source_file: str | None) -> dict:

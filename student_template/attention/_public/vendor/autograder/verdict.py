@@ -107,6 +107,21 @@ def require_finite(value: torch.Tensor, what: str) -> None:
                        expected="finite values", got=f"{value[index].item()} at index {index}")
 
 
+def require_distributions(weights, what: str, *, shape: tuple | None = None, atol: float = 1e-5) -> torch.Tensor:
+    """Attention-style weights: a finite tensor, non-negative, each row (last axis) summing to 1."""
+    require_tensor(weights, what, shape=shape)
+    require_finite(weights, what)
+    if (weights < 0).any():
+        raise Mismatch(f"{what} has negative entries; softmax weights lie in [0, 1]",
+                       expected="weights >= 0", got=f"min weight {weights.min().item():.3g}")
+    sums = weights.to(torch.float64).sum(-1)
+    if not torch.allclose(sums, torch.ones_like(sums), atol=atol):
+        raise Mismatch(f"the rows of {what} do not sum to 1; is the softmax taken over the last axis "
+                       "(the keys)?", expected="every row sums to 1",
+                       got=f"row sums range from {sums.min().item():.4g} to {sums.max().item():.4g}")
+    return weights
+
+
 def require_close(got, expected: torch.Tensor, what: str, *, atol: float, rtol: float) -> None:
     """Same shape, finite, and |got - expected| <= atol + rtol * |expected| everywhere."""
     require_tensor(got, what, shape=tuple(expected.shape))

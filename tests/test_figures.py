@@ -1,0 +1,124 @@
+"""autograder.figures: heatmaps read back from real matplotlib/seaborn figures."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from matplotlib.colors import LogNorm
+
+from autograder import wire
+from autograder.figures import (
+    PNG_SIGNATURE,
+    figure_data,
+    png_bytes,
+    require_figure,
+    require_heatmap,
+)
+from autograder.verdict import Mismatch
+
+COLUMNS, ROWS = list("keeper"), list("eepers")
+
+
+@pytest.fixture
+def weights():
+    return torch.softmax(torch.randn(6, 6, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+
+def read_back(figure) -> dict:
+    """What the grading process receives: figure_data through the wire format."""
+    return wire.decode(*wire.encode(figure_data(figure)))
+
+
+def imshow_figure(matrix, *, norm=None, ticks=True, colorbar=True):
+    fig, ax = plt.subplots()
+    image = ax.imshow(matrix.numpy(), norm=norm)
+    if ticks:
+        ax.set_xticks(range(matrix.shape[1]))
+        ax.set_xticklabels(COLUMNS)
+        ax.set_yticks(range(matrix.shape[0]))
+        ax.set_yticklabels(ROWS)
+    if colorbar:
+        fig.colorbar(image)
+    return fig
+
+
+def check(data, weights, **options):
+    return require_heatmap(require_figure(data, "plot"), weights, "plot", x_labels=COLUMNS, y_labels=ROWS, **options)
+
+
+def test_imshow_is_read_back_with_its_labels_and_a_png(weights):
+    figure = imshow_figure(weights)
+    data = read_back(figure)
+    panel = check(data, weights, log_scale=False)
+    assert panel["kind"] == "image" and torch.allclose(panel["matrix"], weights.double())
+    assert png_bytes(data)[0].startswith(PNG_SIGNATURE)
+    assert figure.number not in plt.get_fignums()  # the probe closes what it read
+
+
+def test_seaborn_heatmap_mesh_is_read_back(weights):
+    seaborn = pytest.importorskip("seaborn")
+    fig, ax = plt.subplots()
+    seaborn.heatmap(weights.numpy(), xticklabels=COLUMNS, yticklabels=ROWS, ax=ax)
+    panel = check(read_back(fig), weights, log_scale=False)
+    assert panel["kind"] == "mesh"
+
+
+def test_pcolormesh_with_centred_ticks_passes(weights):
+    fig, ax = plt.subplots()
+    ax.pcolormesh(weights.numpy())
+    ax.set_xticks([i + 0.5 for i in range(6)], COLUMNS)
+    ax.set_yticks([i + 0.5 for i in range(6)], ROWS)
+    assert check(read_back(fig), weights)["kind"] == "mesh"
+
+
+def test_log_norm_is_required_when_asked_and_masked_zeros_are_accepted(weights):
+    with_zero = weights.clone()
+    with_zero[0, 5] = 0.0  # LogNorm masks it: still the weights that were passed
+    data = read_back(imshow_figure(with_zero, norm=LogNorm(vmin=1e-4, vmax=1)))
+    check(data, with_zero, log_scale=True)
+    with pytest.raises(Mismatch, match="linear colour scale"):
+        check(data, with_zero, log_scale=False)
+    with pytest.raises(Mismatch, match="LogNorm"):
+        check(read_back(imshow_figure(weights)), weights, log_scale=True)
+
+
+def test_transposed_matrix_fails_with_a_hint(weights):
+    with pytest.raises(Mismatch, match="transpose"):
+        check(read_back(imshow_figure(weights.T.contiguous())), weights)
+
+
+def test_other_values_fail(weights):
+    with pytest.raises(Mismatch, match="not the weights passed in"):
+        check(read_back(imshow_figure(weights * 2)), weights)
+
+
+def test_labels_without_tick_positions_land_on_the_wrong_cells(weights):
+    fig, ax = plt.subplots()
+    ax.pcolormesh(weights.numpy())  # cells centred at i + 0.5, default ticks at integers
+    with pytest.warns(UserWarning):
+        ax.set_xticklabels(COLUMNS)
+    with pytest.raises(Mismatch, match="x axis") as failure:
+        check(read_back(fig), weights)
+    assert "cell 0 is labelled None" in failure.value.message
+
+
+def test_swapped_axis_labels_fail(weights):
+    fig, ax = plt.subplots()
+    ax.imshow(weights.numpy())
+    ax.set_xticks(range(6), ROWS)
+    ax.set_yticks(range(6), COLUMNS)
+    with pytest.raises(Mismatch, match="x axis"):
+        check(read_back(fig), weights)
+
+
+def test_not_a_figure_names_what_came_back(weights):
+    fig, ax = plt.subplots()
+    with pytest.raises(Mismatch, match="not the Axes"):
+        require_figure(read_back(ax), "plot")
+    assert fig.number not in plt.get_fignums()
+    fig, ax = plt.subplots()
+    with pytest.raises(Mismatch, match="return fig"):
+        require_figure(read_back(None), "plot")
+    with pytest.raises(Mismatch, match="no heatmap"):
+        require_figure(read_back(fig), "plot")
