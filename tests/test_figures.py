@@ -56,6 +56,22 @@ def test_imshow_is_read_back_with_its_labels_and_a_png(weights):
     assert figure.number not in plt.get_fignums()  # the probe closes what it read
 
 
+@pytest.mark.parametrize("extent", [None, (0, 6, 0, 6)])
+def test_origin_lower_and_an_extent_keep_each_label_on_its_row(weights, extent):
+    fig, ax = plt.subplots()
+    ax.imshow(weights.numpy(), origin="lower", extent=extent)
+    offset = 0.0 if extent is None else 0.5
+    ax.set_xticks([i + offset for i in range(6)], COLUMNS)
+    ax.set_yticks([i + offset for i in range(6)], ROWS)  # row 0 is at the bottom with origin="lower"
+    check(read_back(fig), weights)
+    fig, ax = plt.subplots()
+    ax.imshow(weights.numpy(), origin="lower", extent=extent)
+    ax.set_xticks([i + offset for i in range(6)], COLUMNS)
+    ax.set_yticks([5 - i + offset for i in range(6)], ROWS)  # labelled top to bottom: wrong rows
+    with pytest.raises(Mismatch, match="y axis"):
+        check(read_back(fig), weights)
+
+
 def test_seaborn_heatmap_mesh_is_read_back(weights):
     seaborn = pytest.importorskip("seaborn")
     fig, ax = plt.subplots()

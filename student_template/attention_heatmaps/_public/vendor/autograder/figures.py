@@ -61,7 +61,8 @@ def _panels(axes) -> list[dict]:
             left, right, bottom, top = artist.get_extent()
             rows, cols = matrix.shape
             col_centres = [left + (i + 0.5) * (right - left) / cols for i in range(cols)]
-            row_centres = [top + (i + 0.5) * (bottom - top) / rows for i in range(rows)]
+            first, last = (top, bottom) if artist.origin == "upper" else (bottom, top)  # where row 0 sits
+            row_centres = [first + (i + 0.5) * (last - first) / rows for i in range(rows)]
             kind = "image"
         elif isinstance(artist, QuadMesh):
             coordinates = np.asarray(artist.get_coordinates())  # (rows + 1, cols + 1, 2)
