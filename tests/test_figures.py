@@ -12,6 +12,7 @@ from autograder.figures import (
     PNG_SIGNATURE,
     figure_data,
     png_bytes,
+    require_curves,
     require_figure,
     require_heatmap,
 )
@@ -138,3 +139,68 @@ def test_not_a_figure_names_what_came_back(weights):
         require_figure(read_back(None), "plot")
     with pytest.raises(Mismatch, match="no heatmap"):
         require_figure(read_back(fig), "plot")
+
+
+# ---- line plots: a loss history -----------------------------------------------------------
+
+HISTORY = {"train_loss": [3.1, 2.6, 2.2, 2.0], "val_loss": [3.2, 2.8, 2.5, 2.45]}
+LABEL_WORDS = {"train_loss": ("train",), "val_loss": ("val",)}
+
+
+def curves_figure(*, labels=("train", "validation"), legend="axes", swap=False, epochs=None, values=None):
+    fig, ax = plt.subplots()
+    first, second = ("val_loss", "train_loss") if swap else ("train_loss", "val_loss")
+    x = epochs if epochs is not None else range(1, 5)
+    ax.plot(x, values or HISTORY[first], label=labels[0] if labels else None)
+    ax.plot(x, HISTORY[second], label=labels[1] if labels else None)
+    if legend == "axes":
+        ax.legend()
+    elif legend == "figure":
+        fig.legend()
+    return fig
+
+
+def check_curves(data):
+    return require_curves(data, HISTORY, "plot_loss_curves(history)", label_words=LABEL_WORDS)
+
+
+@pytest.mark.parametrize("legend", ["axes", "figure"])
+def test_two_labelled_lines_equal_to_the_history_pass(legend):
+    train, val = check_curves(read_back(curves_figure(legend=legend)))
+    assert (train["label"], val["label"]) == ("train", "validation")
+    assert train["y"].tolist() == HISTORY["train_loss"] and val["x"].tolist() == [1, 2, 3, 4]
+
+
+def test_a_line_that_is_not_the_history_fails_and_shows_both():
+    with pytest.raises(Mismatch, match="no line plots train_loss") as failure:
+        check_curves(read_back(curves_figure(values=[0.1, 0.2, 0.3, 0.4])))
+    assert "3.1" in failure.value.expected and "0.1" in failure.value.got
+
+
+def test_unlabelled_lines_and_a_missing_legend_fail_with_the_fix():
+    with pytest.raises(Mismatch, match="no label; pass `label=...`"):
+        check_curves(read_back(curves_figure(labels=None, legend=None)))
+    with pytest.raises(Mismatch, match=r"not shown; call `ax.legend\(\)`"):
+        check_curves(read_back(curves_figure(legend=None)))
+
+
+def test_swapped_labels_are_caught():
+    with pytest.raises(Mismatch, match="labels swapped"):
+        check_curves(read_back(curves_figure(swap=True)))
+
+
+def test_epochs_must_increase_and_labels_must_differ():
+    with pytest.raises(Mismatch, match="increasing"):
+        check_curves(read_back(curves_figure(epochs=[4, 3, 2, 1])))
+    with pytest.raises(Mismatch, match="share the label"):
+        require_curves(read_back(curves_figure(labels=("loss", "loss"))), HISTORY, "plot")
+
+
+def test_a_figure_without_lines_or_an_axes_fails():
+    fig, ax = plt.subplots()
+    ax.imshow(torch.eye(3).numpy())
+    with pytest.raises(Mismatch, match="no line"):
+        check_curves(read_back(fig))
+    fig, ax = plt.subplots()
+    with pytest.raises(Mismatch, match="not the Axes"):
+        check_curves(read_back(ax))
