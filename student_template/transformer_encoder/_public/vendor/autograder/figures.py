@@ -5,10 +5,12 @@ Two halves, like every check:
 * :func:`figure_data` runs in the probe (worker): it draws the figure once, reads every
   heatmap-like artist (an ``imshow``/``matshow`` image, a ``pcolormesh`` or seaborn mesh) as a
   matrix with the centres of its rows and columns, the tick labels and their positions, the
-  colour normalisation, and renders a small PNG. All of it is plain data.
+  colour normalisation, every line (its x and y data, its label, whether a legend shows it),
+  and renders a small PNG. All of it is plain data.
 * :func:`require_heatmap` runs in the verdict (grading process): it finds the panel that plots
   the expected matrix and checks the labels under each column and beside each row, and the
-  colour scale. :func:`png_bytes` gives the PNG for the report.
+  colour scale. :func:`require_curves` finds the labelled line that plots each series (a loss
+  history, say). :func:`png_bytes` gives the PNG for the report.
 
 Only matplotlib is needed (imported lazily: the grading process never draws).
 """
@@ -35,17 +37,19 @@ def figure_data(figure, *, dpi: int = PNG_DPI) -> dict:
     if not isinstance(figure, Figure):
         if isinstance(getattr(figure, "figure", None), Figure):  # an Axes: close its figure all the same
             plt.close(figure.figure)
-        return {"is_figure": False, "type": type(figure).__name__, "panels": [], "png": None}
+        return {"is_figure": False, "type": type(figure).__name__, "panels": [], "lines": [], "png": None}
 
     try:
         figure.canvas.draw()  # tick labels are only final once drawn
         panels = [panel for axes in figure.axes for panel in _panels(axes)]
+        figure_legend = {text.get_text() for legend in figure.legends for text in legend.get_texts()}
+        lines = [line for axes in figure.axes for line in _lines(axes, figure_legend)]
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=dpi)
         png = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
     finally:
         plt.close(figure)
-    return {"is_figure": True, "type": type(figure).__name__, "panels": panels, "png": png}
+    return {"is_figure": True, "type": type(figure).__name__, "panels": panels, "lines": lines, "png": png}
 
 
 def _panels(axes) -> list[dict]:
@@ -83,6 +87,24 @@ def _panels(axes) -> list[dict]:
             "yticks": _ticks(axes.get_yticks(), axes.get_yticklabels()),
             "norm": [cls.__name__ for cls in type(norm).__mro__],
             "title": axes.get_title(),
+        })
+    return found
+
+
+def _lines(axes, figure_legend: set[str]) -> list[dict]:
+    """Every ``Line2D`` of ``axes``: x and y as float64 tensors, the label (matplotlib names
+    unlabelled lines ``_child0``...: those count as unlabelled), and whether a legend shows it."""
+    legend = axes.get_legend()
+    shown = figure_legend | ({text.get_text() for text in legend.get_texts()} if legend else set())
+    found = []
+    for line in axes.get_lines():
+        label = str(line.get_label())
+        labelled = bool(label) and not label.startswith("_")
+        found.append({
+            "x": torch.as_tensor(np.asarray(line.get_xdata(), dtype=np.float64)),
+            "y": torch.as_tensor(np.asarray(line.get_ydata(), dtype=np.float64)),
+            "label": label if labelled else "", "in_legend": labelled and label in shown,
+            "title": axes.get_title(), "xlabel": axes.get_xlabel(), "ylabel": axes.get_ylabel(),
         })
     return found
 
@@ -128,6 +150,58 @@ def require_figure(data, what: str) -> list[dict]:
                        "`ax.imshow(weights)`, `ax.pcolormesh(weights)` or `seaborn.heatmap(weights)`",
                        expected="an image or mesh of the weights", got="no image or mesh in any axes")
     return data["panels"]
+
+
+def require_curves(data, curves: dict[str, list[float]], what: str, *, rtol: float = 1e-5,
+                   label_words: dict[str, tuple[str, ...]] | None = None) -> list[dict]:
+    """For each named series (e.g. ``{"train_loss": [...], "val_loss": [...]}``) the line that
+    plots it: y equal to the values, one point per value, x increasing; each line must carry
+    its own label, shown in a legend, and (where ``label_words`` names words for the series)
+    a label containing one of them, case-insensitively, so that swapped labels are caught.
+    Returns the lines in the order of ``curves``."""
+    if not isinstance(data, dict) or "is_figure" not in data:
+        raise Mismatch(f"{what} did not return a figure", expected="a matplotlib Figure", got=describe(data))
+    if not data["is_figure"]:
+        require_figure(data, what)  # raises with the Axes / None hint
+    lines = data.get("lines", [])
+    if not lines:
+        raise Mismatch(f"{what} returned a figure with no line in it; plot each series with `ax.plot(...)`",
+                       expected=f"{len(curves)} lines ({', '.join(curves)})", got="no line in any axes")
+    found = []
+    for name, values in curves.items():
+        expected = torch.as_tensor(values, dtype=torch.float64)
+        matches = [line for line in lines if line["y"].shape == expected.shape
+                   and torch.allclose(line["y"], expected, rtol=rtol, atol=1e-12)]
+        if not matches:
+            raise Mismatch(f"{what}: no line plots {name} as given ({len(expected)} values, one per epoch); "
+                           "plot the history you were passed, unchanged",
+                           expected=_values(expected), got="; ".join(_values(line["y"]) for line in lines[:4]))
+        line = matches[0]
+        if len(line["x"]) > 1 and not bool((line["x"].diff() > 0).all()):
+            raise Mismatch(f"{what}: the x values of the {name} line should be the epochs, increasing",
+                           expected="increasing epoch numbers", got=_values(line["x"]))
+        if not line["label"]:
+            raise Mismatch(f"{what}: the line for {name} has no label; pass `label=...` to `ax.plot`",
+                           expected="a label such as 'train' / 'validation'", got="no label")
+        words = (label_words or {}).get(name)
+        if words and not any(word.lower() in line["label"].lower() for word in words):
+            raise Mismatch(f"{what}: the line that plots {name} is labelled {line['label']!r}; "
+                           f"its label should say {' or '.join(map(repr, words))} (are the labels swapped?)",
+                           expected=f"a label containing {' or '.join(map(repr, words))}", got=repr(line["label"]))
+        if not line["in_legend"]:
+            raise Mismatch(f"{what}: the {name} line's label {line['label']!r} is not shown; call `ax.legend()`",
+                           expected="a legend naming each line", got="no legend entry")
+        found.append(line)
+    labels = [line["label"] for line in found]
+    if len(set(labels)) < len(labels):
+        raise Mismatch(f"{what}: the lines for {', '.join(curves)} share the label {labels[0]!r}; "
+                       "give each its own", expected="distinct labels", got=repr(labels))
+    return found
+
+
+def _values(tensor: torch.Tensor) -> str:
+    shown = ", ".join(f"{float(v):.4g}" for v in tensor[:6])
+    return f"[{shown}{', ...' if len(tensor) > 6 else ''}] ({len(tensor)} values)"
 
 
 def require_heatmap(panels: list[dict], weights: torch.Tensor, what: str, *, x_labels: list[str],
