@@ -66,10 +66,11 @@ def grade(session: nox.Session) -> None:
 @nox.session(venv_params=VENV_PARAMS)
 def bench(session: nox.Session) -> None:
     """Benchmarks: grading time split by stage; the student side (public tests, .py vs .ipynb,
-    the nbconvert baseline). Medians of 5 runs."""
+    the nbconvert baseline); the from-scratch LSTM against nn.LSTM. Medians of several runs."""
     install(session, "bench")
     session.run("python", "benchmarks/bench_grade.py", *session.posargs)
     session.run("python", "benchmarks/bench_student.py", *session.posargs)
+    session.run("python", "benchmarks/bench_lstm_lm.py", *session.posargs)
 
 
 @nox.session(venv_params=VENV_PARAMS)

@@ -28,7 +28,7 @@ from autograder.check import CheckContext, import_file, load_checks
 from autograder.probe import run_probe
 from autograder.spec import AssignmentSpec, SpecError, load_spec
 from autograder.validate import caught_by
-from autograder.verdict import judge
+from autograder.verdict import Mismatch, judge
 
 
 @dataclass
@@ -74,11 +74,22 @@ def calibrate(assignment: str, check_name: str, seeds: int = 5) -> tuple[Assignm
                 if result["ok"]:
                     result["value"] = wire.decode(*wire.encode(result["value"]))
                 verdict = judge(check, ctx, inputs, result, None)
-                metrics = check.metrics(ctx, inputs, result["value"]) if result["ok"] else {}
+                metrics = measured(check, ctx, inputs, result)
                 samples.append(Sample(label, role, seed, metrics, verdict.passed, result["seconds"], verdict.message))
     finally:
         torch.set_num_threads(threads)
     return spec, samples
+
+
+def measured(check, ctx: CheckContext, inputs: dict, result: dict) -> dict[str, float]:
+    """The check's metrics of one run; none when the probe failed or its output could not be
+    measured (the verdict has already said why: the run counts as failing)."""
+    if not result["ok"]:
+        return {}
+    try:
+        return check.metrics(ctx, inputs, result["value"])
+    except Mismatch:
+        return {}
 
 
 def problems(spec: AssignmentSpec, check_name: str, samples: list[Sample]) -> list[str]:

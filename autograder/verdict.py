@@ -137,6 +137,27 @@ def require_close(got, expected: torch.Tensor, what: str, *, atol: float, rtol: 
             expected=f"{expected64[worst].item():.6g} at {worst}", got=f"{got64[worst].item():.6g}")
 
 
+def within_tolerance(got: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float) -> bool:
+    """Same shape, finite, and |got - expected| <= atol + rtol * |expected| everywhere."""
+    if tuple(got.shape) != tuple(expected.shape) or not torch.isfinite(got).all():
+        return False
+    got64, expected64 = got.to(torch.float64), expected.to(torch.float64)
+    return bool(((got64 - expected64).abs() <= atol + rtol * expected64.abs()).all())
+
+
+def value_of(record: dict, label: str):
+    """The value of a ``student.attempt(...)`` / ``student.call(...)`` record, or a Mismatch
+    saying what was raised and where (a probe's ContractError keeps its expected / got)."""
+    if record.get("ok"):
+        return record["value"]
+    error = record["error"]
+    if error["type"] == "ContractError" or error.get("expected") is not None:
+        raise Mismatch(f"{label}: {error['message']}", expected=error.get("expected"), got=error.get("got"))
+    hint = error.get("hint")
+    said = f" ({error['type']}: {error['message']})" if hint != error["message"] else ""
+    raise Mismatch(f"{label}: {hint or 'your code raised'}{said}{located(error.get('where'))}", got=error["type"])
+
+
 def max_abs_error(got: torch.Tensor, expected: torch.Tensor) -> float:
     return (got.to(torch.float64) - expected.to(torch.float64)).abs().max().item() if got.numel() else 0.0
 

@@ -80,15 +80,20 @@ def run_check(assignment: str, check_name: str, path: Path, seed: int | None = N
     spec = load_spec(assignment)
     check = load_checks(spec)[check_name]
     ctx = CheckContext(spec, spec.check(check_name), spec.seed if seed is None else seed, "cpu")
-    inputs = check.inputs(ctx)
-    module = import_file(path, f"_test_module_{next(_MODULE_NUMBERS)}")
-    result = run_probe(type(check), module, copy.deepcopy(inputs), device="cpu", seed=ctx.seed,
-                       check_name=check_name, source_file=str(path))
-    if result["ok"]:
-        result["value"] = wire.decode(*wire.encode(result["value"]))
-    needs = check.needs_reference and result["ok"]
-    expected = reference_probe(spec, check, inputs, ctx.seed) if needs else None
-    return judge(check, ctx, inputs, result, expected)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(spec.limits.torch_threads)  # as the worker does; also spares the other core
+    try:
+        inputs = check.inputs(ctx)
+        module = import_file(path, f"_test_module_{next(_MODULE_NUMBERS)}")
+        result = run_probe(type(check), module, copy.deepcopy(inputs), device="cpu", seed=ctx.seed,
+                           check_name=check_name, source_file=str(path))
+        if result["ok"]:
+            result["value"] = wire.decode(*wire.encode(result["value"]))
+        needs = check.needs_reference and result["ok"]
+        expected = reference_probe(spec, check, inputs, ctx.seed) if needs else None
+        return judge(check, ctx, inputs, result, expected)
+    finally:
+        torch.set_num_threads(threads)
 
 
 _MODULE_NUMBERS = itertools.count()

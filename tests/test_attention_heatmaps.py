@@ -15,6 +15,7 @@ from autograder.calibrate import Sample
 from autograder.pipeline import grade
 from autograder.report import render_html, results_json
 from autograder.spec import load_spec
+from autograder.verdict import Mismatch
 
 NAME = "attention_heatmaps"
 REFERENCE = REPO / "solutions" / f"{NAME}.py"
@@ -172,3 +173,12 @@ def test_calibration_problems_name_a_passing_bug_a_failing_reference_and_a_slow_
     assert any("reference seed 1 fails" in line for line in found)
     assert any("bug some_bug passes" in line for line in found)
     assert any("over a fifth of the 120 s cap" in line for line in found)
+
+
+def test_calibration_records_a_run_whose_output_cannot_be_measured_as_failing_without_metrics():
+    class Unmeasurable:
+        def metrics(self, ctx, inputs, got):
+            raise Mismatch("not log-probabilities")
+
+    assert calibrate.measured(Unmeasurable(), None, {}, {"ok": True, "value": 1.0}) == {}
+    assert calibrate.measured(Unmeasurable(), None, {}, {"ok": False, "error": {}}) == {}

@@ -96,3 +96,9 @@ def test_power_against_ignored_temperature_is_high(table):
     power = sampling_power(temperature_probs(table, 0.5), temperature_probs(table, 1.0), first_token=0,
                            length=1500, alpha=1e-6, trials=50, generator=torch.Generator().manual_seed(5))
     assert power == 1.0
+
+
+def test_known_logits_model_takes_the_state_as_hidden_too(table):
+    model = KnownLogitsModel(table)
+    state = model.init_hidden(1)
+    assert model(torch.tensor([[1]]), hidden=state)[1] is state

@@ -5,9 +5,18 @@ from __future__ import annotations
 import torch
 
 from autograder.check import Check, Verdict
-from autograder.verdict import Mismatch, max_abs_error, require_finite, require_tensor, unpack
+from autograder.probe import build_module
+from autograder.verdict import (
+    Mismatch,
+    max_abs_error,
+    require_finite,
+    require_tensor,
+    unpack,
+    value_of,
+    within_tolerance,
+)
 
-from .checks import build, close, random_tokens, shape_text, value_of
+from .checks import random_tokens, shape_text
 
 CONFIG = (20, 16, 4, 32, 2, 16, 0)  # vocab_size, d_model, num_heads, d_ff, num_layers, max_len, pad_idx
 LABEL = "MiniTransformerEncoder(20, 16, 4, 32, 2, 16, pad_idx=0)"
@@ -29,7 +38,7 @@ class EncoderUsesPositions(Check):
     @staticmethod
     def probe(student, inputs, device):
         def run():
-            model = build(student, device, "MiniTransformerEncoder", *CONFIG).eval()
+            model = build_module(student, device, "MiniTransformerEncoder", *CONFIG).eval()
             with torch.no_grad():
                 return {"plain": model(inputs["tokens"])[0], "permuted": model(inputs["tokens"][:, inputs["perm"]])[0],
                         "repeated": model(inputs["repeated"])[0]}
@@ -69,7 +78,7 @@ class PaddingInvariance(Check):
     @staticmethod
     def probe(student, inputs, device):
         def run():
-            model = build(student, device, "MiniTransformerEncoder", *CONFIG).eval()
+            model = build_module(student, device, "MiniTransformerEncoder", *CONFIG).eval()
             tokens = inputs["tokens"]
             with torch.no_grad():
                 return {"batch": model(tokens),
@@ -87,7 +96,7 @@ class PaddingInvariance(Check):
             alone_out, alone_weights = unpack(value["alone"][b], 2, f"{label}: forward")
             what = f"sentence {b} (length {n}) in the padded batch vs alone"
             require_tensor(alone_out, f"output for {what}", shape=(1, n, 16))
-            if not close(out[b, :n], alone_out[0], atol, rtol):
+            if not within_tolerance(out[b, :n], alone_out[0], atol, rtol):
                 raise Mismatch(f"{what}: the real tokens' outputs should not depend on the padding; is the mask "
                                "(tokens == pad_idx) passed to every layer and applied to the keys, and are the "
                                "heads split without mixing positions?",
@@ -95,7 +104,7 @@ class PaddingInvariance(Check):
                                got=f"max abs difference {max_abs_error(out[b, :n], alone_out[0]):.3g}")
             for index, (w, w_alone) in enumerate(zip(weights, alone_weights, strict=True)):
                 require_tensor(w_alone, f"layer {index}'s weights for {what}", shape=(1, 4, n, n))
-                if not close(w[b, :, :n, :n], w_alone[0], atol, rtol):
+                if not within_tolerance(w[b, :, :n, :n], w_alone[0], atol, rtol):
                     raise Mismatch(f"{what}: layer {index}'s weights among the real tokens should not depend on "
                                    "the padding", expected="the same weights",
                                    got=f"max abs difference {max_abs_error(w[b, :, :n, :n], w_alone[0]):.3g}")

@@ -16,14 +16,16 @@ import torch
 
 from autograder.check import Check, NoForbiddenCalls, Verdict
 from autograder.figures import figure_data, png_bytes, require_figure, require_heatmap
+from autograder.probe import ContractError, build_module
 from autograder.verdict import (
     Mismatch,
-    located,
     max_abs_error,
     require_close,
     require_finite,
     require_tensor,
     unpack,
+    value_of,
+    within_tolerance,
 )
 
 MHA = "MultiHeadSelfAttention"
@@ -32,23 +34,6 @@ LAYER_PARTS = ("self_attn", "feed_forward", "norm1", "norm2")
 
 
 # ---- probe side: calling the student's code --------------------------------------------
-
-class ContractError(Exception):
-    """The submission breaks a name or shape the handout fixes (raised by probe code)."""
-
-    def __init__(self, message: str, *, expected: str, got: str):
-        super().__init__(message)
-        self.expected, self.got = expected, got
-
-
-def build(student, device: str, name: str, *args):
-    """The student's class ``name`` built with ``args``, moved to ``device``."""
-    module = getattr(student, name)(*args)
-    if not isinstance(module, torch.nn.Module):
-        raise ContractError(f"`{name}(...)` should create an nn.Module (subclass torch.nn.Module)",
-                            expected="an nn.Module", got=f"an object of type {type(module).__name__}")
-    return module.to(device)
-
 
 def part(module, name: str, owner: str, contract: str):
     """``module.name``, or a ContractError naming the attribute the handout fixes."""
@@ -117,24 +102,6 @@ def mha_weights(generator, d_model: int) -> dict:
             "out_proj_bias": randn(generator, d_model) * 0.3}
 
 
-def value_of(record: dict, label: str):
-    """The value of a `student.call(...)` record, or Mismatch saying what went wrong."""
-    if record.get("ok"):
-        return record["value"]
-    error = record["error"]
-    if error["type"] == "ContractError":
-        raise Mismatch(f"{label}: {error['message']}", expected=error.get("expected"), got=error.get("got"))
-    raise Mismatch(f"{label}: {error.get('hint') or 'your code raised'} ({error['type']}: "
-                   f"{error['message']}){located(error.get('where'))}", got=error["type"])
-
-
-def close(got: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float) -> bool:
-    if tuple(got.shape) != tuple(expected.shape) or not torch.isfinite(got).all():
-        return False
-    got64, expected64 = got.to(torch.float64), expected.to(torch.float64)
-    return bool(((got64 - expected64).abs() <= atol + rtol * expected64.abs()).all())
-
-
 def shape_text(tensor: torch.Tensor) -> str:
     return str(tuple(tensor.shape))
 
@@ -185,11 +152,11 @@ class PositionalEncoding(Check):
                            dtype=torch.float32)
             require_finite(pe, call)
             right = encoding(seq_len, d_model)
-            if not close(pe, right, atol, 0.0):
+            if not within_tolerance(pe, right, atol, 0.0):
                 error = (pe.to(torch.float64) - right).abs()
                 position, column = divmod(int(error.argmax()), d_model)
                 hint = next((f"; your values equal the encoding with {variant}" for variant in PE_VARIANTS
-                             if close(pe, encoding(seq_len, d_model, variant), atol, 0.0)), "")
+                             if within_tolerance(pe, encoding(seq_len, d_model, variant), atol, 0.0)), "")
                 raise Mismatch(f"{call} differs from sin/cos(pos / 10000^(2i/d_model)) in columns 2i/2i+1: "
                                f"max abs error {error.max().item():.3g} (tolerance {atol:g}), worst at "
                                f"position {position}, column {column}{hint}",
@@ -351,7 +318,7 @@ class MhaShapes(Check):
         def run(case):
             x = case["x"]
             with torch.no_grad():
-                return build(student, device, MHA, x.shape[-1], case["num_heads"])(x, case["mask"])
+                return build_module(student, device, MHA, x.shape[-1], case["num_heads"])(x, case["mask"])
         return [student.call(run, case) for case in inputs["cases"]]
 
     def verdict(self, ctx, inputs, got, expected):
@@ -443,7 +410,7 @@ class MhaMatchesPytorch(Check):
     def probe(student, inputs, device):
         def run(case):
             x = case["x"]
-            module = build(student, device, MHA, x.shape[-1], case["num_heads"])
+            module = build_module(student, device, MHA, x.shape[-1], case["num_heads"])
             load_mha_weights(module, case["weights"], x.shape[-1])
             module.eval()
             with torch.no_grad():
@@ -466,7 +433,7 @@ class MhaMatchesPytorch(Check):
             pairs = {"out": (out, right_out), "per-head weights": (weights, right_weights),
                      "head-averaged weights": (weights.mean(dim=1), right_average)}
             errors = {what: max_abs_error(mine, right) for what, (mine, right) in pairs.items()}
-            good = {what: close(mine, right, atol, rtol) for what, (mine, right) in pairs.items()}
+            good = {what: within_tolerance(mine, right, atol, rtol) for what, (mine, right) in pairs.items()}
             report = ", ".join(f"{what} {error:.3g}" for what, error in errors.items())
             if not all(good.values()):
                 raise Mismatch(f"{label}: differs from torch.nn.MultiheadAttention(batch_first=True) loaded with "
@@ -487,7 +454,7 @@ class MhaMatchesPytorch(Check):
         for mistake in MHA_MISTAKES:
             if mistake == "the padding mask ignored" and case["mask"] is None:
                 continue
-            if close(weights, mistaken_weights(case["weights"], case["x"], case["mask"], case["num_heads"],
+            if within_tolerance(weights, mistaken_weights(case["weights"], case["x"], case["mask"], case["num_heads"],
                                                mistake), 1e-4, 1e-3):
                 return f"; your weights are what you get with {mistake}"
         if good["head-averaged weights"]:
@@ -514,7 +481,7 @@ class PaddingMask(Check):
     def probe(student, inputs, device):
         def run():
             x, mask = inputs["x"], inputs["mask"]
-            module = build(student, device, MHA, x.shape[-1], inputs["num_heads"]).eval()
+            module = build_module(student, device, MHA, x.shape[-1], inputs["num_heads"]).eval()
             with torch.no_grad():
                 return {"padded": module(x, key_padding_mask=mask),
                         "disturbed": module(inputs["disturbed"], key_padding_mask=mask),
@@ -575,7 +542,7 @@ class AddAndNorm(Check):
     @staticmethod
     def probe(student, inputs, device):
         def run():
-            layer = build(student, device, "EncoderLayer", 16, 4, 32, 0.0).eval()
+            layer = build_module(student, device, "EncoderLayer", 16, 4, 32, 0.0).eval()
             with torch.no_grad():
                 return layer(inputs["x"])
         return student.call(run)
@@ -630,7 +597,7 @@ class EncoderLayerStructure(Check):
 
         def run(case):
             x, mask = case["x"], case["mask"]
-            layer = build(student, device, "EncoderLayer", cls.D, cls.HEADS, cls.D_FF, 0.0).eval()
+            layer = build_module(student, device, "EncoderLayer", cls.D, cls.HEADS, cls.D_FF, 0.0).eval()
             parts = {name: part(layer, name, "EncoderLayer", LAYER_CONTRACT) for name in LAYER_PARTS}
             with torch.no_grad():
                 for key, value in inputs["norms"].items():
@@ -690,9 +657,9 @@ class EncoderLayerStructure(Check):
             right = value["expected"]
             require_tensor(out, f"out ({label})", shape=tuple(case["x"].shape))
             require_tensor(weights, f"weights ({label})", shape=(2, self.HEADS, 6, 6))
-            if not close(out, right, atol, rtol):
+            if not within_tolerance(out, right, atol, rtol):
                 self.explain(label, case, value, out, right, atol, rtol)
-            if not close(weights, value["attn_weights"], atol, rtol):
+            if not within_tolerance(weights, value["attn_weights"], atol, rtol):
                 raise Mismatch(f"{label}: the returned weights should be the ones self_attn returned",
                                expected="self_attn(x, key_padding_mask)[1]",
                                got=f"max abs difference {max_abs_error(weights, value['attn_weights']):.3g}")
@@ -712,22 +679,22 @@ class EncoderLayerStructure(Check):
         if ff_input is None:
             raise Mismatch(f"{label}: forward never calls self.feed_forward; the second sub-layer is "
                            "norm2(h + feed_forward(h))", expected=expected, got=f"feed_forward not called ({error})")
-        if close(ff_input, value["h"], atol, rtol):
+        if within_tolerance(ff_input, value["h"], atol, rtol):
             match = next((f"; yours equals {name}" for name, tensor in value["outputs"].items()
-                          if close(out, tensor, atol, rtol)), "")
+                          if within_tolerance(out, tensor, atol, rtol)), "")
             raise Mismatch(f"{label}: the attention sub-layer is right (feed_forward receives "
                            f"h = norm1(x + self_attn(x)[0])) but the feed-forward sub-layer is not: the "
                            f"output should be norm2(h + feed_forward(h)){match}",
                            expected="norm2(h + feed_forward(h))", got=error)
         match = next((f"; it receives {name}" for name, tensor in value["ff_inputs"].items()
-                      if close(ff_input, tensor, atol, rtol)), "")
+                      if within_tolerance(ff_input, tensor, atol, rtol)), "")
         raise Mismatch(f"{label}: the attention sub-layer is wrong: feed_forward should receive "
                        f"h = norm1(x + dropout(self_attn(x, key_padding_mask)[0])){match}",
                        expected=expected, got=f"{error} in the output")
 
 
 def encoder_stack(student, device, count: int):
-    layers = [build(student, device, "EncoderLayer", 16, 4, 32, 0.0).eval() for _ in range(count)]
+    layers = [build_module(student, device, "EncoderLayer", 16, 4, 32, 0.0).eval() for _ in range(count)]
 
     def run(x, mask=None):
         weights = []
@@ -776,13 +743,13 @@ class PermutationEquivariance(Check):
             what = f"{label} on x[:, {order}]"
             right = out[:, perm]
             require_tensor(moved_out, f"out of {what}", shape=tuple(right.shape))
-            if not close(moved_out, right, atol, rtol):
+            if not within_tolerance(moved_out, right, atol, rtol):
                 raise Mismatch(f"{what}: the output should be the original output permuted the same way{hint}",
                                expected="out[:, perm]", got=f"max abs error {max_abs_error(moved_out, right):.3g}")
             for index, (w, moved) in enumerate(zip(weights, moved_weights, strict=True)):
                 right_w = w[:, :, perm][:, :, :, perm]
                 require_tensor(moved, f"weights of layer {index} ({what})", shape=tuple(right_w.shape))
-                if not close(moved, right_w, atol, rtol):
+                if not within_tolerance(moved, right_w, atol, rtol):
                     raise Mismatch(f"{what}: layer {index}'s weights should be the original ones permuted on "
                                    f"both the query and the key axis{hint}",
                                    expected="weights[:, :, perm][:, :, :, perm]",
@@ -806,7 +773,7 @@ class GradientsFlow(Check):
     @staticmethod
     def probe(student, inputs, device):
         def run():
-            model = build(student, device, "MiniTransformerEncoder", *GradientsFlow.CONFIG).train()
+            model = build_module(student, device, "MiniTransformerEncoder", *GradientsFlow.CONFIG).train()
             layers = sum(isinstance(module, student.EncoderLayer) for module in model.modules())
             out, _ = model(inputs["tokens"])
             (out * inputs["grad_output"]).sum().backward()
@@ -868,7 +835,7 @@ class EncoderOutputs(Check):
     @staticmethod
     def probe(student, inputs, device):
         def run(case):
-            model = build(student, device, "MiniTransformerEncoder", *case["config"]).eval()
+            model = build_module(student, device, "MiniTransformerEncoder", *case["config"]).eval()
             with torch.no_grad():
                 return model(case["tokens"])
         return [student.call(run, case) for case in inputs["cases"]]

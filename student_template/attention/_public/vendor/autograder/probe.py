@@ -53,6 +53,24 @@ class Submission:
             return {"ok": False, "error": describe_exception(error, getattr(self._module, "__file__", None))}
 
 
+class ContractError(Exception):
+    """Raised by probe code when the submission breaks a name, type or shape the handout fixes;
+    ``expected`` and ``got`` travel with the error record to the verdict."""
+
+    def __init__(self, message: str, *, expected: str, got: str):
+        super().__init__(message)
+        self.expected, self.got = expected, got
+
+
+def build_module(student, device: str, name: str, *args, **kwargs):
+    """The student's class ``name`` built with ``args``, moved to ``device``."""
+    module = getattr(student, name)(*args, **kwargs)
+    if not isinstance(module, torch.nn.Module):
+        raise ContractError(f"`{name}(...)` should create an nn.Module (subclass torch.nn.Module)",
+                            expected="an nn.Module", got=f"an object of type {type(module).__name__}")
+    return module.to(device)
+
+
 def numerical_jacobian(fn, inputs: list[torch.Tensor], eps: float) -> torch.Tensor:
     """Central differences, as torch.autograd.gradcheck computes them: column j of the
     (n_out, n_in) result is (fn(x + eps e_j) - fn(x - eps e_j)) / (2 eps) over all inputs."""

@@ -30,6 +30,7 @@ class KnownLogitsModel(nn.Module):
     (or their log-softmax with ``log_probs=True``, for assignments whose models return
     log-probabilities). The state is handed back unchanged (a zeros (1, B, 1) tensor when None),
     so a sampler that feeds the state back, or one that re-reads the whole sequence, both work.
+    It may also be passed as ``hidden=`` (the name CharRNN's forward uses).
     The table is a parameter: samplers that ask ``next(model.parameters()).device`` find one.
     """
 
@@ -41,7 +42,8 @@ class KnownLogitsModel(nn.Module):
     def init_hidden(self, batch_size: int) -> torch.Tensor:
         return torch.zeros(1, batch_size, 1, device=self.table.device)
 
-    def forward(self, x: torch.Tensor, state=None):
+    def forward(self, x: torch.Tensor, state=None, hidden=None):
+        state = hidden if state is None else state
         scores = self.table[x.long().to(self.table.device)]
         if self.log_probs:
             scores = torch.log_softmax(scores, dim=-1)
