@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import torch
 
 from autograder.check import Check, Verdict
+from autograder.corpus import split_ids
 from autograder.figures import figure_data, png_bytes, require_curves
 from autograder.probe import ContractError, build_module
 from autograder.sampling import (
@@ -411,16 +412,6 @@ class HiddenState(Check):
 
 HISTORY_TEXT = ("the cat sat on the mat. the dog sat on the log. the cat saw the dog and the dog saw "
                 "the cat. ") * 24
-
-
-def split_ids(text: str, train_share: float = 0.9) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """The grader's own vocabulary (sorted characters of the whole text) and its split:
-    (train ids, held-out ids, V)."""
-    chars = sorted(set(text))
-    index = {char: i for i, char in enumerate(chars)}
-    ids = torch.tensor([index[char] for char in text], dtype=torch.long)
-    cut = int(train_share * len(ids))
-    return ids[:cut], ids[cut:], len(chars)
 
 
 def plain_history(history):

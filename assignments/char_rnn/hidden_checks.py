@@ -14,22 +14,14 @@ import math
 import torch
 
 from autograder.check import Check, Verdict
+from autograder.corpus import next_char_windows, ngram_losses, split_ids
 from autograder.probe import build_module
 from autograder.verdict import require_finite, require_tensor
 
-from .checks import forward_pair, history_lists, plain_history, split_ids
+from .checks import forward_pair, history_lists, plain_history
 
 CELL = "gru"  # the grader's model is CharRNN(V, embed_dim, hidden_dim, num_layers, cell="gru") ([budgets] holds numbers)
 SETTINGS = ("epochs", "seq_len", "batch_size", "lr")
-
-
-def eval_windows(ids: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Non-overlapping windows of the held-out ids: inputs X and next-character targets Y,
-    both (N, length)."""
-    count = (len(ids) - 1) // length
-    inputs = ids[: count * length].reshape(count, length)
-    targets = ids[1: count * length + 1].reshape(count, length)
-    return inputs, targets
 
 
 class TrainedLoss(Check):
@@ -39,7 +31,7 @@ class TrainedLoss(Check):
     def inputs(self, ctx):
         text = (ctx.spec.folder / "data" / "moby_dick.txt").read_text(encoding="utf-8")
         train_ids, val_ids, vocab_size = split_ids(text)
-        X, _ = eval_windows(val_ids, ctx.budget("eval_len"))
+        X, _ = next_char_windows(val_ids, ctx.budget("eval_len"))
         return {"train_ids": train_ids, "val_ids": val_ids, "X": X, "vocab_size": vocab_size,
                 "sizes": {key: ctx.budget(key) for key in ("embed_dim", "hidden_dim", "num_layers")},
                 "settings": {key: ctx.budget(key) for key in SETTINGS}}
@@ -60,24 +52,17 @@ class TrainedLoss(Check):
 
     def metrics(self, ctx, inputs, got) -> dict[str, float]:
         """Held-out cross-entropy (nats per character), for the verdict and for calibration."""
-        X, Y = eval_windows(inputs["val_ids"], ctx.budget("eval_len"))
+        X, Y = next_char_windows(inputs["val_ids"], ctx.budget("eval_len"))
         log_probs = require_tensor(got["log_probs"], "the trained model's logits on the held-out windows",
                                    shape=(*X.shape, inputs["vocab_size"]))
         require_finite(log_probs, "the trained model's logits on the held-out windows")
         return {"val_loss": float(-log_probs.to(torch.float64).gather(-1, Y.unsqueeze(-1)).mean())}
 
     def baselines(self, ctx, inputs) -> dict[str, float]:
-        """Models that need no network: character frequencies (unigram) and the previous
-        character only (bigram), both counted on the training split and smoothed."""
-        train, V = inputs["train_ids"], inputs["vocab_size"]
-        _, Y = eval_windows(inputs["val_ids"], ctx.budget("eval_len"))
-        previous = inputs["val_ids"][: Y.numel()]  # the character before each target
-        unigram = (torch.bincount(train, minlength=V).double() + 1) / (len(train) + V)
-        pairs = torch.bincount(train[:-1] * V + train[1:], minlength=V * V).double().reshape(V, V)
-        bigram = (pairs + 0.1 * V * unigram) / (pairs.sum(1, keepdim=True) + 0.1 * V)
-        targets = Y.reshape(-1)
-        return {"unigram (character frequencies)": float(-unigram[targets].log().mean()),
-                "bigram (previous character only)": float(-bigram[previous, targets].log().mean())}
+        """Held-out loss of models that need no network: character frequencies (unigram) and the
+        previous character only (bigram), both counted on the training split."""
+        X, Y = next_char_windows(inputs["val_ids"], ctx.budget("eval_len"))
+        return ngram_losses(inputs["train_ids"], X, Y, inputs["vocab_size"])
 
     def verdict(self, ctx, inputs, got, expected):
         threshold, settings, sizes = ctx.threshold("max_val_loss"), inputs["settings"], inputs["sizes"]

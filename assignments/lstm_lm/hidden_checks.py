@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 
 from autograder.check import Check, Verdict, derive_seed
+from autograder.corpus import next_char_windows, ngram_losses, split_ids
+from autograder.probe import build_module
 from autograder.verdict import Mismatch, require_finite, require_tensor
 
 from .checks import ATTENTION, LSTM, SCRATCH, require_log_probs
@@ -28,25 +30,9 @@ BEFORE_WINDOWS = 64  # held-out windows scored before training too (for the mess
 
 
 @cache
-def corpus(folder: Path) -> tuple[torch.Tensor, int]:
-    """The whole text as ids over its sorted characters, and the vocabulary size."""
-    text = (folder / "data" / CORPUS).read_text(encoding="utf-8")
-    chars = sorted(set(text))
-    index = {char: i for i, char in enumerate(chars)}
-    return torch.tensor([index[char] for char in text], dtype=torch.long), len(chars)
-
-
 def split(folder: Path) -> tuple[torch.Tensor, torch.Tensor, int]:
-    ids, vocab_size = corpus(folder)
-    cut = int(len(ids) * TRAIN_FRACTION)
-    return ids[:cut], ids[cut:], vocab_size
-
-
-def windows(ids: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Consecutive, non-overlapping windows: inputs X (N, seq_len) and targets Y = X shifted by one."""
-    count = (len(ids) - 1) // seq_len
-    return (ids[:count * seq_len].view(count, seq_len).clone(),
-            ids[1:count * seq_len + 1].view(count, seq_len).clone())
+    """(train ids, held-out ids, V) of the corpus (read once per process)."""
+    return split_ids((folder / "data" / CORPUS).read_text(encoding="utf-8"), TRAIN_FRACTION)
 
 
 def nll(log_probs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -64,8 +50,8 @@ class TrainedPerplexity(Check):
     def inputs(self, ctx):
         train, held, vocab_size = split(ctx.spec.folder)
         seq_len = ctx.budget(f"{self.key}_seq_len")
-        train_x, train_y = windows(train, seq_len)
-        return {"model": self.model, "train_x": train_x, "train_y": train_y, "held_x": windows(held, seq_len)[0],
+        train_x, train_y = next_char_windows(train, seq_len)
+        return {"model": self.model, "train_x": train_x, "train_y": train_y, "held_x": next_char_windows(held, seq_len)[0],
                 "sizes": [vocab_size, ctx.budget(f"{self.key}_embed_dim"), ctx.budget(f"{self.key}_hidden_dim")],
                 "epochs": ctx.budget(f"{self.key}_epochs"), "batch_size": ctx.budget("batch_size"),
                 "lr": ctx.budget("lr"), "shuffle_seed": derive_seed(ctx.seed, self.name, "shuffle")}
@@ -75,7 +61,7 @@ class TrainedPerplexity(Check):
         """The grader's training loop: the same work for every submission. Returns the held-out
         log-probabilities after training (and of the first windows before), and the epoch losses."""
         vocab_size = inputs["sizes"][0]
-        model = getattr(student, inputs["model"])(*inputs["sizes"]).to(device)
+        model = build_module(student, device, inputs["model"], *inputs["sizes"])
         held = inputs["held_x"]
 
         def held_log_probs(x):
@@ -111,7 +97,7 @@ class TrainedPerplexity(Check):
 
     def targets(self, ctx, inputs) -> torch.Tensor:
         """The held-out targets, cut here from the corpus (not taken from what the worker saw)."""
-        return windows(split(ctx.spec.folder)[1], inputs["held_x"].shape[1])[1]
+        return next_char_windows(split(ctx.spec.folder)[1], inputs["held_x"].shape[1])[1]
 
     def metrics(self, ctx, inputs, got) -> dict[str, float]:
         """Held-out perplexity before (first windows) and after the grader's training."""
@@ -128,17 +114,11 @@ class TrainedPerplexity(Check):
         return values
 
     def baselines(self, ctx, inputs) -> dict[str, float]:
-        """Held-out perplexity of models that know only character frequencies (unigram) or only
-        the previous character (bigram, add-0.1 smoothing), both counted on the training text."""
+        """Held-out perplexity of guessing uniformly and of models that know only character
+        frequencies (unigram) or only the previous character (bigram), counted on the training text."""
         train, _, vocab_size = split(ctx.spec.folder)
-        targets = self.targets(ctx, inputs)
-        unigram = torch.bincount(train, minlength=vocab_size).double() + 0.1
-        pairs = torch.zeros(vocab_size, vocab_size, dtype=torch.float64) + 0.1
-        pairs.index_put_((train[:-1], train[1:]), torch.ones(len(train) - 1, dtype=torch.float64), accumulate=True)
-        bigram = (pairs / pairs.sum(1, keepdim=True)).log()[inputs["held_x"], targets]
-        return {"uniform": float(vocab_size),
-                "unigram (character frequencies)": math.exp(-(unigram / unigram.sum()).log()[targets].mean().item()),
-                "bigram (previous character only)": math.exp(-bigram.mean().item())}
+        losses = ngram_losses(train, inputs["held_x"], self.targets(ctx, inputs), vocab_size)
+        return {"uniform": float(vocab_size), **{name: math.exp(loss) for name, loss in losses.items()}}
 
     def verdict(self, ctx, inputs, got, expected):
         values = self.metrics(ctx, inputs, got)
