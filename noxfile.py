@@ -41,9 +41,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(venv_params=VENV_PARAMS)
 def validate(session: nox.Session) -> None:
-    """Prove every assignment sound (or pass names: `-- attention`); exits non-zero if not."""
+    """Prove every assignment sound (or pass names: `-- attention`), one assignment per core at
+    a time; exits non-zero if not."""
     install(session)
-    session.run("python", "-m", "autograder", "validate", *session.posargs)
+    session.run("python", "-m", "autograder", "validate", "--jobs", str(os.cpu_count() or 1), *session.posargs)
 
 
 @nox.session(venv_params=VENV_PARAMS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
     validate_cmd = commands.add_parser("validate", help="prove assignments sound: reference, skeleton, known bugs")
     validate_cmd.add_argument("assignments", nargs="*", help="assignment names (default: all)")
+    validate_cmd.add_argument("--jobs", type=int, default=1,
+                              help="assignments validated at once, each in its own process (default 1)")
 
     calibrate_cmd = commands.add_parser("calibrate", help="run a trained-behaviour check over several seeds on "
                                         "the reference, alternatives and known bugs")
@@ -85,16 +88,30 @@ def _calibrate(args, argv: list[str] | None, console: Console) -> int:
     return 1 if calibrate.problems(spec, args.check, samples) else 0
 
 
+def _pool(jobs: int):
+    """An executor with ``map``: a process pool for several jobs, else this process."""
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+
+    class _Here(contextlib.nullcontext):
+        map = staticmethod(map)
+
+    return _Here()
+
+
 def _validate(args, console: Console) -> int:
     from autograder.spec import ASSIGNMENTS_DIR
     from autograder.validate import print_table, validate
 
     names = args.assignments or sorted(p.parent.name for p in ASSIGNMENTS_DIR.glob("*/assignment.toml"))
     failed = []
-    for name in names:
-        rows = validate(name)
-        print_table(name, rows, Console())
-        failed += [f"{name}: {row.variant}" for row in rows if not row.ok]
+    with _pool(args.jobs) as pool:  # every grade has its own worker process and one torch thread
+        for name, rows in zip(names, pool.map(validate, names), strict=True):
+            print_table(name, rows, Console())
+            failed += [f"{name}: {row.variant}" for row in rows if not row.ok]
     for failure in failed:
         console.print(f"[red]not sound: {failure}[/]")
     return 1 if failed else 0

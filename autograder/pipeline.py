@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from autograder import __version__, static, wire
+from autograder.analysis import collect as collect_analysis
 from autograder.check import CheckContext, StaticCheck, import_file, load_checks
 from autograder.isolate import PROTECTIONS, WorkerJob, run_in_worker
 from autograder.probe import run_probe
@@ -47,6 +48,10 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     device = resolve_device(device)
     seed = spec.seed if seed is None else seed
     submission_file, helpers, notices = locate_submission(spec, Path(submission))
+    written = None
+    if spec.analysis is not None:  # answers in words, read from the text (never run), graded by hand
+        written = collect_analysis(spec.analysis, submission_file, Path(submission) if Path(submission).is_dir() else None)
+        notices.append(written.notice())
     prepared, unreadable = None, None
     if submission_file is not None:
         try:  # a notebook or script reduced to its definitions, see source.py and reduce.py
@@ -108,7 +113,7 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
         "import_output": run.import_stdout if run else "",
     }
     return GradeResult(spec, Path(submission), outcomes, notices, prepared.skipped() if prepared else [],
-                       facts, run.output if run else "")
+                       facts, run.output if run else "", written)
 
 
 def _helper_definitions(helpers: list[Path], top_level: str) -> dict[str, str]:

@@ -57,6 +57,8 @@ def results_json(result: GradeResult) -> dict:
             "visibility": outcome.spec.visibility,
         })
     facts = {key: value for key, value in result.facts.items() if key != "import_output"}
+    if result.analysis is not None:
+        facts["written_analysis"] = result.analysis.summary()
     return {
         "score": result.score,
         "max_score": float(result.max_score),
@@ -100,6 +102,7 @@ def render_html(result: GradeResult, *, view: str) -> str:
         score=sum(row["score"] for row in shown), max_score=sum(row["points"] for row in shown),
         complete=len(shown) == len(rows), facts=result.facts,
         worker_output=result.worker_output if view == "instructor" else "",
+        analysis=result.analysis if view == "instructor" else None,
     )
 
 

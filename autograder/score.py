@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder.check import Verdict
 from autograder.spec import AssignmentSpec, CheckSpec
+
+if TYPE_CHECKING:  # not imported at run time: the students' vendored copy has no analysis.py
+    from autograder.analysis import WrittenAnalysis
 
 
 @dataclass
@@ -45,6 +49,7 @@ class GradeResult:
     skipped: list[str] = field(default_factory=list)  # top-level statements that did not run
     facts: dict = field(default_factory=dict)  # versions, device, seed, protections, timings
     worker_output: str = ""
+    analysis: WrittenAnalysis | None = None  # the written answers, for manual grading
 
     @property
     def score(self) -> float:

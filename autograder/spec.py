@@ -52,6 +52,15 @@ class Forbidden:
 
 
 @dataclass(frozen=True)
+class AnalysisSpec:
+    """Written answers collected for manual grading (see autograder/analysis.py); no points."""
+    questions: tuple[str, ...]
+    title: str = "Written analysis"  # a notebook markdown cell whose first line is this heading
+    variable: str = "WRITTEN_ANALYSIS"  # a module-level string of that name
+    files: tuple[str, ...] = ("analysis.md", "analysis.txt")  # beside the submission, in a folder
+
+
+@dataclass(frozen=True)
 class AssignmentSpec:
     name: str
     title: str
@@ -68,6 +77,7 @@ class AssignmentSpec:
     budgets: dict = field(default_factory=dict)
     results_visibility: str = "visible"
     top_level: str = "definitions"  # what of a submission runs at import: see autograder/reduce.py
+    analysis: AnalysisSpec | None = None
 
     @property
     def max_score(self) -> float:
@@ -139,7 +149,15 @@ def load_spec(name_or_path: str | Path) -> AssignmentSpec:
         budgets=dict(data.get("budgets", {})),
         results_visibility=meta.get("results_visibility", "visible"),
         top_level=meta.get("top_level", "definitions"),
+        analysis=_analysis_spec(data.get("analysis")),
     )
+
+
+def _analysis_spec(entry: dict | None) -> AnalysisSpec | None:
+    if entry is None:
+        return None
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in entry.items()}
+    return AnalysisSpec(**values)
 
 
 def _check_spec(entry: dict) -> CheckSpec:

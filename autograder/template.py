@@ -8,7 +8,10 @@ In ``solutions/<assignment>.py`` a student region is marked::
 
 and becomes, at the same indentation, a TODO comment plus ``raise NotImplementedError(...)``
 naming the enclosing function. A single line ``x = expr  # SOLUTION`` becomes
-``x = None  # TODO: compute x``. ``student_template/<assignment>/`` receives the skeleton, the
+``x = None  # TODO: compute x``. A top-level region between ``# BEGIN WRITTEN ANALYSIS`` and
+``# END WRITTEN ANALYSIS`` (the model answers to the spec's ``[analysis]`` questions) becomes
+the string the students answer in, with the questions and a TODO under each
+(:func:`autograder.analysis.placeholder`). ``student_template/<assignment>/`` receives the skeleton, the
 assignment's handout, and what :mod:`autograder.public` adds (the notebook, the public tests).
 """
 
@@ -18,22 +21,43 @@ import ast
 import re
 from pathlib import Path
 
+from autograder.analysis import placeholder
 from autograder.public import same_cases, student_files
-from autograder.spec import ASSIGNMENTS_DIR, REPO_ROOT, SOLUTIONS_DIR, SpecError, load_spec
+from autograder.spec import (
+    ASSIGNMENTS_DIR,
+    REPO_ROOT,
+    SOLUTIONS_DIR,
+    AnalysisSpec,
+    SpecError,
+    load_spec,
+)
 
 TEMPLATE_DIR = REPO_ROOT / "student_template"
 _BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(?::\s*(.*))?$")
 _END = re.compile(r"^\s*# END SOLUTION\s*$")
 _ONE_LINE = re.compile(r"^(\s*)([A-Za-z_][\w.\[\], ]*?)\s*=\s*.+?\s*# SOLUTION\s*$")
+_ANALYSIS_BEGIN, _ANALYSIS_END = "# BEGIN WRITTEN ANALYSIS", "# END WRITTEN ANALYSIS"
 _DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)|^(\s*)class\s+(\w+)")
 
 
-def skeleton(source: str, filename: str = "<solution>") -> str:
-    """The student version of a reference solution's text."""
+def skeleton(source: str, filename: str = "<solution>", analysis: AnalysisSpec | None = None) -> str:
+    """The student version of a reference solution's text (``analysis``: the spec's questions,
+    needed when the solution has a written-analysis region)."""
     lines, out = source.splitlines(), []
     index = 0
     while index < len(lines):
         line = lines[index]
+        if line.strip() == _ANALYSIS_BEGIN:
+            end = next((j for j in range(index + 1, len(lines)) if lines[j].strip() == _ANALYSIS_END), None)
+            if end is None or line != line.lstrip():
+                raise SpecError(f"{filename}:{index + 1}: `{_ANALYSIS_BEGIN}` must start a top-level region "
+                                f"closed by `{_ANALYSIS_END}`.")
+            if analysis is None:
+                raise SpecError(f"{filename}:{index + 1}: a written-analysis region, but the assignment's spec "
+                                "has no [analysis] table. Fix: add one with the questions (see README).")
+            out += placeholder(analysis).splitlines()
+            index = end + 1
+            continue
         begin = _BEGIN.match(line)
         if begin:
             end = next((j for j in range(index + 1, len(lines)) if _END.match(lines[j])), None)
@@ -85,7 +109,7 @@ def planned_files(names: list[str] | None = None) -> dict[Path, str | bytes | Pa
             continue
         spec = load_spec(folder)
         target = TEMPLATE_DIR / solution.stem
-        text = skeleton(solution.read_text(encoding="utf-8"), str(solution))
+        text = skeleton(solution.read_text(encoding="utf-8"), str(solution), spec.analysis)
         files[target / solution.name] = text
         if (folder / "handout.md").is_file():
             files[target / "handout.md"] = folder / "handout.md"

@@ -38,7 +38,7 @@ class Row:
 def validate(assignment: str | Path) -> list[Row]:
     spec = load_spec(assignment)
     reference_text = spec.reference_path.read_text(encoding="utf-8")
-    skeleton_text = skeleton(reference_text, str(spec.reference_path))
+    skeleton_text = skeleton(reference_text, str(spec.reference_path), spec.analysis)
     rows = []
     with tempfile.TemporaryDirectory(prefix="autograder-validate-") as tmp:
         bundle = _bundle(spec, skeleton_text, Path(tmp) / "student")

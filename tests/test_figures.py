@@ -15,6 +15,8 @@ from autograder.figures import (
     require_curves,
     require_figure,
     require_heatmap,
+    require_png,
+    saved_file,
 )
 from autograder.verdict import Mismatch
 
@@ -204,3 +206,52 @@ def test_a_figure_without_lines_or_an_axes_fails():
     fig, ax = plt.subplots()
     with pytest.raises(Mismatch, match="not the Axes"):
         check_curves(read_back(ax))
+
+
+# ---- a PNG the student's code saved ------------------------------------------------------
+
+def saved_png(tmp_path, draw=True, **savefig) -> torch.Tensor | None:
+    """What the probe sends back after the student's code saved a figure: the file's bytes."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    if draw:
+        ax.imshow(torch.rand(5, 5, generator=torch.Generator().manual_seed(1)).numpy())
+    else:
+        ax.set_axis_off()
+    path = tmp_path / "attention_heatmap.png"
+    fig.savefig(path, **savefig)
+    plt.close(fig)
+    return wire.decode(*wire.encode({"png": saved_file(path)}))["png"]
+
+
+def test_a_saved_heatmap_png_passes_and_its_size_is_read(tmp_path):
+    assert require_png(saved_png(tmp_path, dpi=100), "visualize_attention") == (400, 300)
+
+
+def test_no_file_a_non_png_and_a_truncated_png_each_say_what_is_wrong(tmp_path):
+    with pytest.raises(Mismatch, match="wrote no file"):
+        require_png(saved_file(tmp_path / "missing.png"), "visualize_attention")
+    with pytest.raises(Mismatch, match="not a PNG"):
+        require_png(b"%PDF-1.4 not an image", "visualize_attention")
+    broken = saved_png(tmp_path, dpi=100).numpy().tobytes()
+    with pytest.raises(Mismatch, match="cannot be decoded"):
+        require_png(broken[: len(broken) // 2], "visualize_attention")
+
+
+def test_sizes_outside_the_bounds_fail_before_decoding(tmp_path):
+    with pytest.raises(Mismatch, match="40 x 30 pixels") as caught:
+        require_png(saved_png(tmp_path, dpi=10), "visualize_attention")
+    assert "between 200 x 150" in caught.value.expected
+    huge = PNG_SIGNATURE + (13).to_bytes(4, "big") + b"IHDR" + (10**6).to_bytes(4, "big") * 2 + b"\x08\x06\0\0\0"
+    with pytest.raises(Mismatch, match="1000000 x 1000000 pixels"):
+        require_png(huge, "visualize_attention")
+
+
+def test_a_blank_image_fails(tmp_path):
+    with pytest.raises(Mismatch, match="blank image"):
+        require_png(saved_png(tmp_path, draw=False, dpi=100), "visualize_attention")
+
+
+def test_saved_file_caps_what_it_reads(tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * 5000)
+    assert saved_file(path, max_bytes=1000).numel() == 1000

@@ -11,6 +11,9 @@ Two halves, like every check:
   the expected matrix and checks the labels under each column and beside each row, and the
   colour scale. :func:`require_curves` finds the labelled line that plots each series (a loss
   history, say). :func:`png_bytes` gives the PNG for the report.
+* A PNG a student's code saved to disk travels back as bytes (:func:`saved_file`, probe side)
+  and :func:`require_png` decodes it in the grading process: a readable image of a sensible
+  size with something drawn on it.
 
 Only matplotlib is needed (imported lazily: the grading process never draws).
 """
@@ -18,6 +21,7 @@ Only matplotlib is needed (imported lazily: the grading process never draws).
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import torch
@@ -50,6 +54,17 @@ def figure_data(figure, *, dpi: int = PNG_DPI) -> dict:
     finally:
         plt.close(figure)
     return {"is_figure": True, "type": type(figure).__name__, "panels": panels, "lines": lines, "png": png}
+
+
+def saved_file(path, *, max_bytes: int = 16 * 2**20) -> torch.Tensor | None:
+    """The bytes of a file the student's code wrote (``None`` if there is none), as a uint8
+    tensor for the wire; a file over ``max_bytes`` is cut there (the verdict then reports an
+    undecodable PNG rather than the worker sending megabytes)."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, "rb") as stream:
+        raw = stream.read(max_bytes)
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.zeros(0, dtype=torch.uint8)
 
 
 def _panels(axes) -> list[dict]:
@@ -134,6 +149,53 @@ def png_bytes(data) -> list[bytes]:
         raw = data["png"].numpy().tobytes()
         return [raw] if raw.startswith(PNG_SIGNATURE) else []
     return []
+
+
+def require_png(data, what: str, *, min_size: tuple[int, int] = (200, 150),
+                max_size: tuple[int, int] = (8000, 8000), min_ink: float = 0.005) -> tuple[int, int]:
+    """Check the bytes of a saved PNG (``bytes`` or a uint8 tensor, ``None`` when no file was
+    written): a PNG that decodes, whose (width, height) lie within the bounds, and on which
+    at least ``min_ink`` of the pixels differ from the most common colour. The size is read
+    from the header before anything is decoded, so a huge image costs nothing. Returns
+    (width, height)."""
+    if isinstance(data, torch.Tensor):
+        data = data.numpy().tobytes()
+    if data is None:
+        raise Mismatch(f"{what} wrote no file", expected="a PNG file at save_path", got="no file")
+    if not isinstance(data, bytes) or not data.startswith(PNG_SIGNATURE):
+        start = data[:8] if isinstance(data, bytes) else describe(data)
+        raise Mismatch(f"{what} wrote a file that is not a PNG (save it with `savefig(save_path)` and a "
+                       "'.png' name, or `format='png'`)", expected="a PNG file", got=f"a file starting {start!r}")
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise Mismatch(f"{what} wrote a PNG with no image header", expected="a complete PNG",
+                       got=f"{len(data)} bytes")
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    size = f"{width} x {height} pixels"
+    if not (min_size[0] <= width <= max_size[0] and min_size[1] <= height <= max_size[1]):
+        raise Mismatch(f"{what} saved an image of {size}; keep the figure readable (matplotlib's default "
+                       "size and dpi are fine)", expected=f"between {min_size[0]} x {min_size[1]} and "
+                       f"{max_size[0]} x {max_size[1]} pixels", got=size)
+    pixels = _decode_png(data, what)
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    _, counts = np.unique(flat, axis=0, return_counts=True)
+    ink = 1.0 - counts.max() / len(flat)
+    if ink < min_ink:
+        raise Mismatch(f"{what} saved a blank image: draw the figure before saving it, and save the figure you "
+                       "drew on (e.g. `fig.savefig(save_path)`)", expected=f"at least {min_ink:.1%} of the "
+                       "pixels drawn", got=f"{ink:.2%} of {size} differ from the background")
+    return width, height
+
+
+def _decode_png(data: bytes, what: str) -> np.ndarray:
+    """(height, width, channels) uint8 pixels of a PNG, or a Mismatch if it does not decode."""
+    from PIL import Image  # Pillow comes with matplotlib
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGBA"))
+    except Exception as error:  # noqa: BLE001 - any decoder error means the same thing here
+        raise Mismatch(f"{what} wrote a PNG that cannot be decoded ({type(error).__name__}: {error})",
+                       expected="a readable PNG", got=f"{len(data)} bytes that do not decode") from None
 
 
 def require_figure(data, what: str) -> list[dict]:

@@ -71,6 +71,16 @@ def read_submission(path: Path) -> SubmissionSource:
 def code_cells(path: Path) -> list[tuple[int, str, int | None]]:
     """(cell number counted from the top including markdown, source, execution count) of
     every code cell; the number is what a student counts when scrolling the notebook."""
+    return [(number, cell.source, cell.get("execution_count"))
+            for number, cell in enumerate(_notebook(path).cells, start=1) if cell.cell_type == "code"]
+
+
+def notebook_cells(path: Path) -> list[tuple[int, str, str]]:
+    """(cell number, cell type: "code", "markdown" or "raw", source) of every cell."""
+    return [(number, cell.cell_type, cell.source) for number, cell in enumerate(_notebook(path).cells, start=1)]
+
+
+def _notebook(path: Path):
     import nbformat  # only needed for notebooks
 
     try:
@@ -84,12 +94,10 @@ def code_cells(path: Path) -> list[tuple[int, str, int | None]]:
                                     "notebooks (Jupyter, JupyterLab, Colab and VS Code all save it). Save the "
                                     "notebook again with a current Jupyter.")
     try:
-        notebook = nbformat.reads(json.dumps(raw), as_version=4)
+        return nbformat.reads(json.dumps(raw), as_version=4)
     except Exception as error:  # nbformat's own validation and conversion errors
         raise SubmissionFormatError(f"{path.name} could not be read as a notebook ({type(error).__name__}: "
                                     f"{error}). Save it again from Jupyter.") from None
-    return [(number, cell.source, cell.get("execution_count"))
-            for number, cell in enumerate(notebook.cells, start=1) if cell.cell_type == "code"]
 
 
 def _read_notebook(path: Path) -> SubmissionSource:

@@ -51,7 +51,7 @@ def public_spec_document(spec: AssignmentSpec) -> dict:
     visible = [check for check in spec.checks if check.visibility == "visible"]
     others = [check for check in spec.checks if check.visibility != "visible"]
     document = dataclasses.asdict(dataclasses.replace(spec, checks=tuple(visible)))
-    for key in ("folder", "toml_path"):
+    for key in ("folder", "toml_path", "analysis"):  # the written analysis is collected by the grader only
         document.pop(key)
     document["not_public"] = {"checks": len(others), "points": sum(check.points for check in others)}
     return document
