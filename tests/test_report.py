@@ -67,3 +67,10 @@ def test_reports_are_written_atomically(tmp_path, monkeypatch):
         raise AssertionError("the simulated crash did not happen")
     assert target.read_text() == before  # the old file is intact
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+
+def test_reports_get_the_permissions_of_an_ordinary_file(tmp_path):
+    ordinary = tmp_path / "ordinary.txt"
+    ordinary.write_text("x")
+    write_atomic(tmp_path / "results.json", "{}")
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == ordinary.stat().st_mode & 0o777
