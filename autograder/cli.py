@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from rich.console import Console
 
@@ -95,11 +96,7 @@ def _pool(jobs: int):
         from concurrent.futures import ProcessPoolExecutor
 
         return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
-
-    class _Here(contextlib.nullcontext):
-        map = staticmethod(map)
-
-    return _Here()
+    return contextlib.nullcontext(SimpleNamespace(map=map))
 
 
 def _validate(args, console: Console) -> int:

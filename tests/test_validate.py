@@ -49,3 +49,4 @@ def test_unsound_assignments_fail_validation_with_the_reason(tmp_path, monkeypat
     err = " ".join(captured.err.split())  # rich wraps long lines
     assert err.count("not sound: ") == 4 and err.count(": bug: harmless") == 2
     assert captured.out.count("reference (.py)") == 2
+    assert main(["validate", str(folder)]) == 1  # and in this process (--jobs 1)
