@@ -22,11 +22,11 @@ import math
 import torch
 
 from autograder.check import Check, Verdict, derive_seed
-from autograder.probe import ContractError
+from autograder.probe import ContractError, plain_number
 from autograder.verdict import value_of
 from autograder.wire import describe
 
-from .checks import EOS, PAD, SOS, build_seq2seq, id_list, number
+from .checks import EOS, PAD, SOS, build_seq2seq, id_list
 
 WORDS = ["maple", "river", "stone", "cloud", "ember", "flint", "grove", "harbor", "ivory", "juniper",
          "kettle", "lantern", "meadow", "nickel", "orchid", "pebble", "quartz", "saddle", "thistle", "willow"]
@@ -116,7 +116,7 @@ class TrainedReversal(Check):
         for epochs, lr in ((schedule["epochs"], schedule["lr"]), (schedule["finetune_epochs"], schedule["finetune_lr"])):
             optimizer = student.AdamOptimizer(model.parameters(), lr=lr)
             for _ in range(epochs):
-                losses.append(number(student.train_epoch(model, loader(), optimizer, device,
+                losses.append(plain_number(student.train_epoch(model, loader(), optimizer, device,
                                                          teacher_forcing_ratio=schedule["teacher_forcing_ratio"])))
         predictions = []
         for source in inputs["held_src"]:

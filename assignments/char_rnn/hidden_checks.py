@@ -15,10 +15,10 @@ import torch
 
 from autograder.check import Check, Verdict
 from autograder.corpus import next_char_windows, ngram_losses, split_ids
-from autograder.probe import build_module
+from autograder.probe import build_module, plain_history
 from autograder.verdict import require_finite, require_tensor
 
-from .checks import forward_pair, history_lists, plain_history
+from .checks import forward_pair, history_lists
 
 CELL = "gru"  # the grader's model is CharRNN(V, embed_dim, hidden_dim, num_layers, cell="gru") ([budgets] holds numbers)
 SETTINGS = ("epochs", "seq_len", "batch_size", "lr")

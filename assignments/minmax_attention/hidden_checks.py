@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from autograder.check import Check, Verdict
+from autograder.probe import plain_history
 from autograder.verdict import Mismatch, require_tensor
 from autograder.wire import describe
 
@@ -24,7 +25,6 @@ from .checks import (
     all_examples,
     build_network,
     labels_of,
-    plain_history,
     train_losses,
 )
 

@@ -30,7 +30,7 @@ from autograder.figures import (
     require_png,
     saved_file,
 )
-from autograder.probe import ContractError, build_module
+from autograder.probe import ContractError, build_module, plain_number
 from autograder.verdict import (
     Mismatch,
     max_abs_error,
@@ -63,16 +63,6 @@ def build_seq2seq(student, device: str, vocab_size: int, embed_dim: int, hidden_
     encoder = build_module(student, device, "Encoder", vocab_size, embed_dim, hidden_dim, **options)
     decoder = build_module(student, device, "Decoder", vocab_size, embed_dim, hidden_dim, **options)
     return build_module(student, device, "Seq2SeqWithAttention", encoder, decoder)
-
-
-def number(value):
-    """A returned scalar as a Python number where it is one (a one-element tensor or a NumPy
-    scalar); anything else unchanged, for the verdict to describe."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return value.item()
-    if type(value).__module__ == "numpy" and getattr(value, "size", 0) == 1:
-        return value.item()
-    return value
 
 
 def id_list(value):
@@ -606,7 +596,7 @@ class ClipGradients(Check):
                 total = student.clip_gradients(given)
             else:
                 total = student.clip_gradients(given, max_norm=case["max_norm"])
-            return {"total": number(total), "grads": [None if p.grad is None else p.grad.detach().clone()
+            return {"total": plain_number(total), "grads": [None if p.grad is None else p.grad.detach().clone()
                                                       for p in params]}
         return [student.call(run, case) for case in inputs["cases"]]
 
@@ -715,7 +705,7 @@ class ComputeLoss(Check):
                 loss = student.compute_loss(full[:, 1:], inputs["tgt"][:, 1:], pad_idx=PAD)
             else:
                 loss = student.compute_loss(full[:, 1:].contiguous(), inputs["tgt"][:, 1:].contiguous())
-            result = {"loss": number(loss) if not isinstance(loss, torch.Tensor) else loss.detach(),
+            result = {"loss": plain_number(loss) if not isinstance(loss, torch.Tensor) else loss.detach(),
                       "is_tensor": isinstance(loss, torch.Tensor),
                       "has_grad": isinstance(loss, torch.Tensor) and loss.requires_grad, "grad": None}
             if result["has_grad"] and loss.numel() == 1:
@@ -1089,11 +1079,11 @@ class TrainAndEvaluate(Check):
             loader = [(src, tgt) for src, tgt in inputs["loader"]]
             optimizer = student.AdamOptimizer(model.parameters(), lr=0.01)
             before = [p.detach().clone() for p in model.parameters()]
-            train = number(student.train_epoch(model, loader, optimizer, device, teacher_forcing_ratio=1.0))
+            train = plain_number(student.train_epoch(model, loader, optimizer, device, teacher_forcing_ratio=1.0))
             trained = [p.detach().clone() for p in model.parameters()]
             changed = any(not torch.equal(a, b) for a, b in zip(before, trained, strict=True))
-            first = number(student.evaluate(model, loader, device))
-            second = number(student.evaluate(model, loader, device))
+            first = plain_number(student.evaluate(model, loader, device))
+            second = plain_number(student.evaluate(model, loader, device))
             unchanged = all(torch.equal(a, b.detach()) for a, b in zip(trained, model.parameters(), strict=True))
             return {"train": train, "changed": changed, "first": first, "second": second, "unchanged": unchanged}
         return student.call(run)

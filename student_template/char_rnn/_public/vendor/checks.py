@@ -17,7 +17,7 @@ import torch
 from autograder.check import Check, Verdict
 from autograder.corpus import split_ids
 from autograder.figures import figure_data, png_bytes, require_curves
-from autograder.probe import ContractError, build_module
+from autograder.probe import ContractError, build_module, plain_history
 from autograder.sampling import (
     KnownLogitsModel,
     random_table,
@@ -414,19 +414,6 @@ HISTORY_TEXT = ("the cat sat on the mat. the dog sat on the log. the cat saw the
                 "the cat. ") * 24
 
 
-def plain_history(history):
-    """A train_model result with one-element tensors and NumPy scalars turned into Python
-    numbers, so that `loss` instead of `loss.item()` is reported as what it is (probe side)."""
-    if not isinstance(history, dict):
-        return history
-
-    def number(value):
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            return value.item()
-        return value.item() if type(value).__module__ == "numpy" and getattr(value, "size", 0) == 1 else value
-
-    return {key: [number(v) for v in values] if isinstance(values, (list, tuple)) else values
-            for key, values in history.items()}
 
 
 def history_lists(history, epochs: int, call: str) -> dict[str, list[float]]:

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from autograder.check import Check, Verdict
 from autograder.figures import figure_data, png_bytes, require_figure, require_heatmap
-from autograder.probe import ContractError, build_module
+from autograder.probe import ContractError, build_module, plain_history
 from autograder.verdict import (
     Mismatch,
     max_abs_error,
@@ -338,19 +338,6 @@ def tiny_from_flat(flat: torch.Tensor) -> TinyNetwork:
     return model
 
 
-def plain_history(history):
-    """A train_model result with one-element tensors and NumPy scalars turned into Python
-    numbers, so that `loss` instead of `loss.item()` is reported as what it is (probe side)."""
-    if not isinstance(history, dict):
-        return history
-
-    def number(value):
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            return value.item()
-        return value.item() if type(value).__module__ == "numpy" and getattr(value, "size", 0) == 1 else value
-
-    return {key: [number(v) for v in values] if isinstance(values, (list, tuple)) else values
-            for key, values in history.items() if isinstance(key, str)}
 
 
 def train_losses(history, epochs: int, call: str) -> list[float]:
