@@ -49,29 +49,29 @@ def validate(session: nox.Session) -> None:
 
 @nox.session(venv_params=VENV_PARAMS)
 def grade(session: nox.Session) -> None:
-    """Grade the shipped examples into reports/ (or pass `-- ASSIGNMENT SUBMISSION --out DIR`)."""
+    """Grade a class with grade-all: `-- SUBMISSIONS_ROOT --out DIR [--workers N] [--force] ...`, or
+    with no arguments the example class that ships with the repo (reference, skeleton and every
+    known bug) into reports/class/ (index.html, grades.csv, one folder per student)."""
     install(session)
     if session.posargs:
-        session.run("python", "-m", "autograder", "grade", *session.posargs)
+        session.run("python", "-m", "autograder", "grade-all", *session.posargs)
         return
-    for folder in sorted((ROOT / "assignments").glob("*/assignment.toml")):
-        name = folder.parent.name
-        examples = [ROOT / "solutions" / f"{name}.py", *sorted((folder.parent / "bugs").glob("*.py"))]
-        for example in examples:
-            label = "reference" if example.parent.name == "solutions" else example.stem
-            session.run("python", "-m", "autograder", "grade", name, str(example), "--out", str(ROOT / "reports" / name / label),
-                        "--quiet")
-    session.log(f"reports written under {ROOT / 'reports'}")
+    examples = ROOT / "reports" / "example-submissions"
+    session.run("python", "-m", "autograder.examples", "class", str(examples), silent=True)
+    session.run("python", "-m", "autograder", "grade-all", str(examples), "--out", str(ROOT / "reports" / "class"))
+    session.log(f"class summary: {ROOT / 'reports' / 'class' / 'index.html'}")
 
 
 @nox.session(venv_params=VENV_PARAMS)
 def bench(session: nox.Session) -> None:
     """Benchmarks: grading time split by stage; the student side (public tests, .py vs .ipynb,
-    the nbconvert baseline); the from-scratch LSTM against nn.LSTM. Medians of several runs."""
+    the nbconvert baseline); the from-scratch LSTM against nn.LSTM (medians of several runs);
+    grade-all with 1 and 2 workers on 8 copies of every reference (speed-up, per-job overhead)."""
     install(session, "bench")
     session.run("python", "benchmarks/bench_grade.py", *session.posargs)
     session.run("python", "benchmarks/bench_student.py", *session.posargs)
     session.run("python", "benchmarks/bench_lstm_lm.py", *session.posargs)
+    session.run("python", "benchmarks/bench_batch.py")
 
 
 @nox.session(venv_params=VENV_PARAMS)

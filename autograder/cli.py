@@ -1,4 +1,4 @@
-"""Command line: ``autograder grade|validate|template|calibrate`` (``python -m autograder`` works the same)."""
+"""Command line: ``autograder grade|grade-all|validate|template|calibrate|gradescope`` (``python -m autograder`` works the same)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,26 @@ def main(argv: list[str] | None = None) -> int:
                                 "or everything, within the import time cap")
     grade_cmd.add_argument("--quiet", action="store_true", help="no terminal summary")
 
+    batch_cmd = commands.add_parser("grade-all", help="grade SUBMISSIONS_ROOT/<student>/<assignment>.py|.ipynb "
+                                    "for every assignment found; writes a class summary and grades.csv")
+    batch_cmd.add_argument("root", type=Path, metavar="SUBMISSIONS_ROOT")
+    batch_cmd.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports)")
+    batch_cmd.add_argument("--workers", type=int, default=None,
+                           help="submissions graded at once (default: one per core), each with one torch thread")
+    batch_cmd.add_argument("--force", action="store_true",
+                           help="regrade everything, even pairs whose submission and grader are unchanged")
+    batch_cmd.add_argument("--assignments", nargs="+", default=None, metavar="NAME",
+                           help="grade only these assignments (default: every assignment that has a spec)")
+    batch_cmd.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    batch_cmd.add_argument("--executor", choices=("local", "dask"), default="local",
+                           help="local: a process pool on this machine; dask: jobs go to a Dask cluster")
+    batch_cmd.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                           help="the Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --executor dask)")
+
+    gradescope_cmd = commands.add_parser("gradescope", help="build the Gradescope autograder zip of an assignment")
+    gradescope_cmd.add_argument("assignment")
+    gradescope_cmd.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist)")
+
     template_cmd = commands.add_parser("template", help="regenerate student_template/ from solutions/")
     template_cmd.add_argument("assignments", nargs="*", help="assignment names (default: all)")
     template_cmd.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
@@ -52,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "grade":
             return _grade(args)
+        if args.command == "grade-all":
+            return _grade_all(args, console)
+        if args.command == "gradescope":
+            from autograder.gradescope import build
+            console.print(f"wrote {build(args.assignment, args.out)}", soft_wrap=True)
+            return 0
         if args.command == "validate":
             return _validate(args, console)
         if args.command == "calibrate":
@@ -75,6 +101,16 @@ def _grade(args) -> int:
         print_summary(result, Console())
         print(f"wrote {paths['results']} and {paths['report']}", file=sys.stderr)
     return 0
+
+
+def _grade_all(args, console: Console) -> int:
+    from autograder.batch import grade_all
+
+    if (args.executor == "dask") != (args.scheduler is not None):
+        raise GraderError("--scheduler ADDRESS goes with --executor dask (and only with it)")
+    summary = grade_all(args.root, args.out, workers=args.workers, force=args.force, names=args.assignments,
+                        device=args.device, scheduler=args.scheduler, console=console)
+    return 0 if summary.completed else 1
 
 
 def _calibrate(args, argv: list[str] | None, console: Console) -> int:

@@ -7,6 +7,12 @@ reads events from a dedicated pipe. Each check has its own time cap counted from
 worker's own stdout/stderr is kept up to a cap. A worker that exits, crashes, hangs or blows
 its memory is killed with its whole process tree, the check it was running fails with a
 plain-words message, and a fresh worker resumes with the checks that remain.
+
+When the grader runs as root (a Gradescope container), the worker runs as an unprivileged
+user instead (:func:`worker_user`): ``$AUTOGRADER_WORKER_USER``, else ``autograder-student``
+where it exists, else ``nobody``. Where that user could not even start Python (an interpreter
+under a closed home folder, as with pyenv in /root), the worker keeps root and the report says
+why (:func:`protections`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 import psutil
 
 from autograder import wire
+from autograder.privileges import WorkerUser, hand_over, worker_user
 from autograder.spec import Limits
 
 _TICK_S = 0.1
@@ -69,11 +76,15 @@ def run_in_worker(job: WorkerJob) -> WorkerRun:
     """Run every probe of ``job``; always returns, whatever the submission does."""
     run = WorkerRun()
     pending = list(job.inputs)
+    user = worker_user(job.assignment_folder)
     scratch = Path(tempfile.mkdtemp(prefix="autograder-"))
     try:
         submission = _stage_submission(job, scratch)
+        (scratch / "work").mkdir()
+        if user.uid is not None:
+            hand_over(scratch, user)
         while pending:
-            worker = _Worker(job, pending, submission, scratch, run.workers_started)
+            worker = _Worker(job, pending, submission, scratch, run.workers_started, user)
             run.workers_started += 1
             try:
                 stop = _drive(worker, job, pending, run)
@@ -167,7 +178,8 @@ def _timeout_text(current: str | None, job: WorkerJob, imported: bool) -> str:
 class _Worker:
     """One worker subprocess with reader threads for its control pipe and its output."""
 
-    def __init__(self, job: WorkerJob, checks: list[str], submission: Path, scratch: Path, index: int):
+    def __init__(self, job: WorkerJob, checks: list[str], submission: Path, scratch: Path, index: int,
+                 user: WorkerUser):
         job_file = scratch / f"job-{index}.bin"
         job_file.write_bytes(wire.pack_frame({
             "assignment": job.assignment,
@@ -178,14 +190,15 @@ class _Worker:
             "memory_mb": job.limits.memory_mb, "torch_threads": job.limits.torch_threads,
             "stdout_cap": job.limits.output_kb * 1024, "result_bytes": job.limits.result_mb * 2**20,
         }))
-        work = scratch / "work"
-        work.mkdir(exist_ok=True)
+        job_file.chmod(0o644)  # read by the worker, which may run as another user
+        drop = {} if user.uid is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
         read_fd, write_fd = os.pipe()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-s", "-c", _BOOTSTRAP, str(job_file), str(write_fd)],
             pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, cwd=work, env=_worker_env(job, scratch), start_new_session=True)
+            stderr=subprocess.STDOUT, cwd=scratch / "work", env=_worker_env(job, scratch),
+            start_new_session=True, **drop)
         os.close(write_fd)
         self._events: queue.Queue = queue.Queue()
         self._output_cap = job.limits.output_kb * 1024
@@ -283,6 +296,11 @@ def _stage_submission(job: WorkerJob, scratch: Path) -> Path:
     else:
         staged.write_text(job.submission_text, encoding="utf-8")
     return staged
+
+
+def protections(assignment_folder: Path | None = None) -> list[str]:
+    """The protections in force, ending with the user the student's code runs as."""
+    return [*PROTECTIONS, worker_user(assignment_folder).line]
 
 
 def _worker_env(job: WorkerJob, scratch: Path) -> dict[str, str]:

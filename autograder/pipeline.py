@@ -18,7 +18,7 @@ import torch
 from autograder import __version__, static, wire
 from autograder.analysis import collect as collect_analysis
 from autograder.check import CheckContext, StaticCheck, import_file, load_checks
-from autograder.isolate import PROTECTIONS, WorkerJob, run_in_worker
+from autograder.isolate import WorkerJob, protections, run_in_worker
 from autograder.probe import run_probe
 from autograder.score import CheckOutcome, GradeResult, score_checks
 from autograder.source import SubmissionFormatError, prepare
@@ -108,7 +108,7 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
         "autograder": __version__, "python": platform.python_version(), "torch": torch.__version__,
         "numpy": np.__version__, "platform": platform.platform(), "device": device, "seed": seed,
         "top_level": top_level or spec.top_level,
-        "protections": list(PROTECTIONS), "workers_started": run.workers_started if run else 0,
+        "protections": protections(spec.folder), "workers_started": run.workers_started if run else 0,
         "incidents": run.incidents if run else [], "timings": clock.laps,
         "import_output": run.import_stdout if run else "",
     }

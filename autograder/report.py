@@ -30,15 +30,20 @@ _HIDDEN_UNTIL = {"hidden": "hidden from students", "after_due_date": "shown afte
 
 def write_reports(result: GradeResult, out_dir: Path) -> dict[str, Path]:
     """Write results.json, report.html (instructor view) and student_report.html."""
-    started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"results": out_dir / "results.json", "report": out_dir / "report.html",
-             "student_report": out_dir / "student_report.html"}
-    write_atomic(paths["report"], render_html(result, view="instructor"))
-    write_atomic(paths["student_report"], render_html(result, view="student"))
+    for name, text in render_reports(result).items():
+        write_atomic(out_dir / name, text)
+    return {"results": out_dir / "results.json", "report": out_dir / "report.html",
+            "student_report": out_dir / "student_report.html"}
+
+
+def render_reports(result: GradeResult) -> dict[str, str]:
+    """File name -> text of the three reports (results.json last: it records the report time)."""
+    started = time.perf_counter()
+    pages = {"report.html": render_html(result, view="instructor"),
+             "student_report.html": render_html(result, view="student")}
     result.facts["timings"]["report_s"] = time.perf_counter() - started
-    write_atomic(paths["results"], json.dumps(results_json(result), indent=2))
-    return paths
+    return {**pages, "results.json": json.dumps(results_json(result), indent=2)}
 
 
 def results_json(result: GradeResult) -> dict:

@@ -1,4 +1,5 @@
-"""Shared fixtures: the attention reference text and a way to make variants of it."""
+"""Shared fixtures: the attention reference text and a way to make variants of it; a headless
+browser for the HTML reports (tests/browser.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from browser import browser_required, missing, start_browser
 
 from autograder.validate import caught_by  # noqa: F401  (re-exported for the tests)
 
@@ -16,6 +18,21 @@ SKELETON = REPO / "student_template" / "attention" / "attention.py"
 BUGS = sorted((REPO / "assignments" / "attention" / "bugs").glob("*.py"))
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """A headless Chromium (selenium WebDriver) for the whole session; use it with
+    ``browser.inspect_page``. Skips when Chromium, chromedriver or selenium is missing, except
+    under AUTOGRADER_REQUIRE_BROWSER=1 (CI), where that is a failure."""
+    reason = missing()
+    if reason:
+        if browser_required():
+            pytest.fail(f"AUTOGRADER_REQUIRE_BROWSER=1 but no browser: {reason}", pytrace=False)
+        pytest.skip(f"no headless browser: {reason}")
+    driver = start_browser(tmp_path_factory.mktemp("chromium-profile"))
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture

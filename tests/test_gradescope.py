@@ -1,0 +1,311 @@
+"""Gradescope packaging (autograder/gradescope.py): the zip, its scripts, the Docker folder, the
+real run_autograder in a replica of /autograder; and the unprivileged worker user
+(autograder/privileges.py, autograder/isolate.py): the decision, the scratch folder handed over, and a real grade as
+`nobody` (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import site
+import subprocess
+import sys
+import tempfile
+import textwrap
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import jsonschema
+import pytest
+from conftest import BUGS, REFERENCE, REPO
+
+from autograder import gradescope, isolate, privileges
+from autograder.pipeline import GraderError
+from autograder.spec import load_spec
+
+SCHEMA = json.loads((REPO / "autograder" / "schemas" / "gradescope_results.schema.json").read_text())
+MASK_INVERTED = next(path for path in BUGS if path.stem == "mask_inverted")
+ROOT_ONLY = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    return gradescope.build("attention", tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture
+def open_folder():
+    """A temporary folder every user may enter (pytest's tmp_path sits under a 0700 folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="autograder-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def unpack(archive: Path, target: Path) -> None:
+    """Unzip as Gradescope does, keeping each entry's permission bits."""
+    with zipfile.ZipFile(archive) as bundle:
+        for entry in bundle.infolist():
+            path = Path(bundle.extract(entry, target))
+            path.chmod((entry.external_attr >> 16) & 0o777)
+
+
+def test_zip_holds_the_scripts_the_grader_and_the_reference_but_no_bugs(built):
+    assert built.name == "attention-gradescope.zip"
+    with zipfile.ZipFile(built) as bundle:
+        entries = {entry.filename: entry for entry in bundle.infolist()}
+        for script in ("setup.sh", "run_autograder"):
+            assert (entries[script].external_attr >> 16) & 0o111 == 0o111, f"{script} is not executable"
+            assert b"\r" not in bundle.read(script) and bundle.read(script).startswith(b"#!/usr/bin/env bash\n")
+    for name in ("requirements.txt", "autograder/pipeline.py", "autograder/worker.py", "autograder/gradescope.py",
+                 "autograder/templates/report.html.j2", "autograder/schemas/gradescope_results.schema.json",
+                 "autograder/student_files/test_public.py", "assignments/attention/assignment.toml",
+                 "assignments/attention/checks.py", "assignments/attention/hidden_checks.py",
+                 "assignments/attention/handout.md", "solutions/attention.py"):
+        assert name in entries, name
+    assert not [name for name in entries if {"bugs", "calibration", "__pycache__"} & set(name.split("/"))
+                or name.endswith(".pyc")]
+    assert [name for name in entries if name.startswith("solutions/")] == ["solutions/attention.py"]
+    assert not [name for name in entries if name.startswith("assignments/") and "/attention/" not in name]
+
+
+def test_hidden_data_ships_and_calibration_does_not(tmp_path):
+    with zipfile.ZipFile(gradescope.build("attention_heatmaps", tmp_path)) as bundle:
+        names = bundle.namelist()
+    assert "assignments/attention_heatmaps/data/paragraph.txt" in names
+    assert "solutions/attention_heatmaps.py" in names
+    assert not [name for name in names if "/calibration/" in name or "/bugs/" in name]
+
+
+def test_requirements_pin_this_environment_with_the_cpu_torch(built):
+    with zipfile.ZipFile(built) as bundle:
+        text = bundle.read("requirements.txt").decode()
+    lines = text.splitlines()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    assert f"torch=={metadata.version('torch').split('+')[0]}" in lines and "+" not in text
+    for name in ("numpy", "matplotlib", "jinja2", "rich", "jsonschema", "psutil", "nbformat"):
+        assert f"{name}=={metadata.version(name)}" in lines
+    for name in ("seaborn", "pandas", "tqdm", "einops"):  # what students may import
+        try:
+            assert f"{name}=={metadata.version(name)}" in lines
+        except metadata.PackageNotFoundError:
+            assert any(line.startswith("# Students may import") and name in line for line in lines)
+
+
+def test_a_local_tag_is_stripped_from_the_torch_pin(monkeypatch):
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "2.13.0+cu126" if name == "torch" else real(name))
+    assert "torch==2.13.0\n" in gradescope.requirements(load_spec("attention"))
+
+
+def test_scripts_parse_and_the_dockerfile_builds_on_gradescopes_image(built, tmp_path):
+    unpack(built, tmp_path / "source")
+    for script in ("setup.sh", "run_autograder"):
+        done = subprocess.run(["bash", "-n", str(tmp_path / "source" / script)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    setup = (tmp_path / "source" / "setup.sh").read_text()
+    assert "--index-url https://download.pytorch.org/whl/cpu" in setup and "pip install --no-cache-dir -r" in setup
+    assert "useradd --system" in setup and "autograder-student" in setup and 'chmod -R o= "$private"' in setup
+    docker = built.parent / "attention-docker"
+    text = (docker / "Dockerfile").read_text()
+    assert "ARG BASE_REPO=gradescope/autograder-base" in text and "FROM ${BASE_REPO}:${TAG}" in text
+    assert "COPY source /autograder/source" in text
+    assert "cp /autograder/source/run_autograder /autograder/run_autograder" in text
+    assert "bash /autograder/source/setup.sh" in text
+    readme = (docker / "README.md").read_text()
+    assert "docker build" in readme and "/autograder/submission" in readme and "/autograder/run_autograder" in readme
+    shipped = {path.relative_to(docker / "source").as_posix(): path.read_bytes()
+               for path in (docker / "source").rglob("*") if path.is_file()}
+    with zipfile.ZipFile(built) as bundle:  # the Docker build context holds exactly the zip's files
+        assert shipped == {name: bundle.read(name) for name in bundle.namelist()}
+
+
+def test_run_autograder_grades_a_submission_in_a_replica_of_the_autograder_tree(built, tmp_path):
+    root = tmp_path / "autograder"
+    unpack(built, root / "source")
+    shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")  # as Gradescope's build does
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable}
+
+    def run_autograder(files: dict[str, Path]) -> dict:
+        shutil.rmtree(root / "submission", ignore_errors=True)
+        for name, source in files.items():
+            (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, root / "submission" / name)
+        done = subprocess.run([str(root / "run_autograder")], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        document = json.loads((root / "results" / "results.json").read_text())
+        jsonschema.validate(document, SCHEMA)
+        return document
+
+    reference = run_autograder({"attention.py": REFERENCE, "notes.txt": REFERENCE})
+    assert reference["score"] == reference["max_score"] == 20
+    assert reference["extra_data"]["grader_path"] == str(root / "source" / "autograder")  # the zip's copy ran
+    assert any(line.startswith(("worker ran as", "grader runs as root but could not drop"))
+               for line in reference["extra_data"]["protections"])
+    assert (root / "results" / "report.html").is_file() and (root / "results" / "student_report.html").is_file()
+
+    broken = run_autograder({"my_folder/attention.py": MASK_INVERTED})  # a zip of a folder, uploaded
+    assert broken["score"] < 20
+    masking = next(test for test in broken["tests"] if test["name"].startswith("masking:"))
+    assert masking["status"] == "failed"
+
+
+def test_a_grader_failure_still_writes_a_results_json_and_exits_one(built, tmp_path):
+    root = tmp_path / "autograder"
+    unpack(built, root / "source")
+    (root / "submission").mkdir()
+    missing = gradescope.run(root / "elsewhere", "attention")  # no submission folder at all
+    document = json.loads((root / "elsewhere" / "results" / "results.json").read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert missing == 1 and document["score"] == 0 and "not in your code" in document["output"]
+    assert "submission not found" in document["extra_data"]["grader_error"]
+
+    done = subprocess.run([str(root / "source" / "run_autograder")], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": "false"})
+    document = json.loads((root / "results" / "results.json").read_text())  # Python never started
+    jsonschema.validate(document, SCHEMA)
+    assert done.returncode == 1 and document["score"] == 0 and "could not start" in document["output"]
+
+
+def test_a_folder_inside_the_submission_is_found(tmp_path):
+    spec = load_spec("attention")
+    (tmp_path / "deep" / "hw").mkdir(parents=True)
+    (tmp_path / "deep" / "hw" / "attention.ipynb").write_text("{}")
+    assert gradescope.submission_folder(tmp_path, spec) == tmp_path / "deep" / "hw"
+    (tmp_path / "attention.py").write_text("")
+    assert gradescope.submission_folder(tmp_path, spec) == tmp_path
+
+
+def test_unknown_assignment_is_a_clear_error_and_a_non_zero_exit(tmp_path):
+    with pytest.raises(GraderError, match="no assignment called 'nope'"):
+        gradescope.build("nope", tmp_path)
+    done = subprocess.run([sys.executable, "-m", "autograder", "gradescope", "nope", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no assignment called 'nope'" in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+# --- the worker's user ---------------------------------------------------------------------------
+
+def test_unreachable_names_the_folder_or_file_that_shuts_the_user_out(open_folder):
+    nobody = (65534, 65534)
+    (open_folder / "open").mkdir(mode=0o755)
+    (open_folder / "open" / "file.py").write_text("")
+    (open_folder / "open" / "file.py").chmod(0o644)
+    (open_folder / "closed" / "inner").mkdir(parents=True)
+    (open_folder / "closed" / "inner" / "file.py").write_text("")
+    (open_folder / "closed").chmod(0o700)
+    (open_folder / "open" / "link.py").symlink_to(open_folder / "closed" / "inner" / "file.py")
+    assert privileges.unreachable([(open_folder / "open", "rx"), (open_folder / "open" / "file.py", "r")], *nobody) is None
+    problem = privileges.unreachable([(open_folder / "closed" / "inner" / "file.py", "r")], *nobody)
+    assert problem.startswith(f"cannot enter {open_folder / 'closed'} (mode 0700)")
+    assert "cannot enter" in privileges.unreachable([(open_folder / "open" / "link.py", "r")], *nobody)  # resolved
+    (open_folder / "open" / "file.py").chmod(0o600)
+    assert "cannot read" in privileges.unreachable([(open_folder / "open" / "file.py", "r")], *nobody)
+    (open_folder / "open").chmod(0o711)  # may pass through, may not list: not enough for an import folder
+    assert "cannot read and enter/run" in privileges.unreachable([(open_folder / "open", "rx")], *nobody)
+    owner = os.stat(open_folder).st_uid  # the owner's bits apply to the owner
+    assert privileges.unreachable([(open_folder / "closed" / "inner" / "file.py", "r")], owner, -1) is None
+    assert privileges.unreachable([(open_folder / "missing.py", "r")], *nobody) is None
+
+
+def test_the_worker_user_decision(open_folder, monkeypatch):
+    choose = privileges.choose_worker_user
+    assert choose(None, None, []).uid is None
+    own = choose(1000, "nobody", [])
+    assert own.uid is None and "grader's own user" in own.line and "uid 1000" in own.line
+    missing = choose(0, "no-such-user-here", [])
+    assert missing.uid is None and missing.line == (
+        "grader runs as root but could not drop: AUTOGRADER_WORKER_USER names user 'no-such-user-here', "
+        "which does not exist; student code ran as root")
+    assert "is a root account" in choose(0, "root", []).line
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody here")
+    (open_folder / "closed").mkdir(mode=0o700)
+    closed = choose(0, "nobody", [(open_folder / "closed", "rx")])
+    assert closed.uid is None and f"user nobody cannot read and enter/run {open_folder / 'closed'}" in closed.line
+    monkeypatch.setattr(privileges, "_trial_start", lambda entry: None)
+    dropped = choose(0, "nobody", [(open_folder, "rx")])
+    assert (dropped.uid, dropped.gid) == (nobody.pw_uid, nobody.pw_gid)
+    assert dropped.line == f"worker ran as user nobody (uid {nobody.pw_uid})"
+    monkeypatch.setattr(privileges, "_trial_start", lambda entry: "could not start Python (exit status 1: boom)")
+    assert "user nobody could not start Python" in choose(0, "nobody", [(open_folder, "rx")]).line
+
+
+def test_the_report_lists_the_worker_user():
+    folder = load_spec("attention").folder
+    lines = isolate.protections(folder)
+    assert lines[:-1] == list(isolate.PROTECTIONS) and lines[-1] == privileges.worker_user(folder).line
+
+
+@ROOT_ONLY
+def test_the_scratch_folder_is_handed_over_but_stays_roots(open_folder):
+    (open_folder / "submission").mkdir(mode=0o700)
+    (open_folder / "submission" / "attention.py").write_text("")
+    (open_folder / "submission" / "attention.py").chmod(0o600)
+    (open_folder / "work").mkdir()
+    privileges.hand_over(open_folder, privileges.WorkerUser(65534, 65534, ""))
+    mode = lambda path: path.stat().st_mode & 0o777  # noqa: E731
+    assert mode(open_folder) == 0o711 and open_folder.stat().st_uid == 0
+    assert mode(open_folder / "submission") == 0o755 and mode(open_folder / "submission" / "attention.py") == 0o644
+    assert (open_folder / "work").stat().st_uid == 65534 and mode(open_folder / "work") == 0o700
+
+
+@pytest.mark.slow
+@ROOT_ONLY
+def test_a_grade_as_root_runs_the_student_code_as_nobody(open_folder):
+    """The grader runs as root on a Python every user may run (a venv of /usr/bin/python3 that
+    sees this environment's packages); the submission, run whole at import, stops unless it
+    runs as a user other than root who cannot read a root-only file."""
+    system = Path("/usr/bin/python3")
+    if not system.exists():
+        pytest.skip("no /usr/bin/python3")
+    version = subprocess.run([str(system), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                             text=True).stdout.strip()
+    if version != str(sys.version_info[:2]):
+        pytest.skip(f"/usr/bin/python3 is {version}, not this environment's {sys.version_info[:2]}")
+    venv = open_folder / "venv"
+    made = subprocess.run([str(system), "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"could not make a venv of /usr/bin/python3: {made.stderr.strip()[-300:]}")
+    pth = next((venv / "lib").glob("python3*/site-packages")) / "this_environment.pth"
+    pth.write_text("".join(f"import site; site.addsitedir({folder!r})\n" for folder in site.getsitepackages())
+                   + f"{REPO}\n")
+    python = str(venv / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import torch; from autograder.isolate import worker_user; "
+                            "print(worker_user().line)"], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "AUTOGRADER_WORKER_USER": "nobody"})
+    if probe.returncode != 0 or not probe.stdout.startswith("worker ran as user nobody"):
+        pytest.skip(f"cannot set up a grader that drops to nobody here: {(probe.stdout + probe.stderr)[-300:]}")
+
+    secret = open_folder / "secret.txt"
+    secret.write_text("hidden labels")
+    secret.chmod(0o600)
+    submission = open_folder / "submission" / "attention.py"
+    submission.parent.mkdir()
+    submission.write_text(REFERENCE.read_text() + textwrap.dedent(f"""
+        import os as _os
+        if _os.getuid() == 0:
+            raise SystemExit("student code ran as root")
+        try:
+            open({str(secret)!r}).read()
+        except PermissionError:
+            pass
+        else:
+            raise SystemExit("student code read a root-only file")
+        """))
+    out = open_folder / "out"
+    done = subprocess.run([python, "-m", "autograder", "grade", "attention", str(submission), "--out", str(out),
+                           "--device", "cpu", "--top-level", "all", "--quiet"], capture_output=True, text=True,
+                          timeout=300, cwd=open_folder, env={**os.environ, "AUTOGRADER_WORKER_USER": "nobody"})
+    assert done.returncode == 0, done.stderr
+    document = json.loads((out / "results.json").read_text())
+    assert f"worker ran as user nobody (uid {pwd.getpwnam('nobody').pw_uid})" in document["extra_data"]["protections"]
+    assert document["score"] == 20, document["output"]
