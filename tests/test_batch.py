@@ -227,3 +227,19 @@ def test_summary_names_the_most_common_failure_of_each_check(graded_class):
     message, count = rate.common_failure()
     assert count == 1 and failed["output"].startswith(f"Failed: {message}")
     assert collect(summary)["attention"].checks["shapes"].common_failure() is None  # everyone passed
+
+
+def test_example_class_hands_in_every_reference_skeleton_and_known_bug(tmp_path):
+    from autograder.examples import assignment_names, example_class, reference_copies
+
+    root = example_class(tmp_path / "class")
+    names = assignment_names()
+    assert sorted(p.stem for p in (root / "reference").iterdir()) == names
+    assert (root / "reference" / "attention.py").read_text() == REFERENCE.read_text()
+    assert sorted(p.stem for p in (root / "skeleton").iterdir()) == names
+    handed_in = sorted((student.name, path.read_text()) for student in root.glob("bugs-*") for path in student.iterdir())
+    every_bug = sorted(path.read_text() for name in names for path in (REPO / "assignments" / name / "bugs").glob("*.py"))
+    assert sorted(text for _, text in handed_in) == every_bug
+    copies = reference_copies(tmp_path / "copies", 3, ["attention", "char_rnn"])
+    assert sorted(str(p.relative_to(copies)) for p in copies.rglob("*.py")) == [
+        f"student-0{n}/{name}.py" for n in (1, 2, 3) for name in ("attention", "char_rnn")]
