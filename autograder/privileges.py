@@ -108,10 +108,13 @@ def _mode(path: Path) -> str:
 
 def _runtime_paths(assignment_folder: Path | None) -> list[tuple[Path, str]]:
     """What a worker reads before it touches the submission: the interpreter (and a venv's
-    pyvenv.cfg), the standard library, torch, this package and the assignment's checks."""
+    pyvenv.cfg), the standard library, every folder on the import path (numpy, matplotlib or
+    a student's pandas may sit in another one than torch, e.g. a venv's system site-packages
+    under a closed /root), torch, this package and the assignment's checks."""
     paths = [(Path(sys.executable), "rx"), (Path(sys.prefix) / "pyvenv.cfg", "r"),
              (Path(os.__file__).parent, "rx"), (_PACKAGE.parent, "rx"),
              (_PACKAGE, "rx"), (_PACKAGE / "worker.py", "r")]
+    paths += [(Path(entry), "rx") for entry in sys.path[1:] if entry and Path(entry).is_dir()]
     torch_spec = importlib.util.find_spec("torch")
     if torch_spec is not None and torch_spec.submodule_search_locations:
         torch_folder = Path(list(torch_spec.submodule_search_locations)[0])

@@ -150,3 +150,16 @@ def test_a_grade_as_root_runs_the_student_code_as_nobody(open_folder):
     document = json.loads((out / "results.json").read_text())
     assert f"worker ran as user nobody (uid {pwd.getpwnam('nobody').pw_uid})" in document["extra_data"]["protections"]
     assert document["score"] == 20, document["output"]
+
+
+@ROOT_ONLY
+def test_a_closed_folder_on_the_import_path_keeps_root(open_folder, monkeypatch):
+    """numpy in a venv's system site-packages under a closed /root: the worker could start
+    Python but not import numpy, so dropping would fail every check; the grader must not drop."""
+    (open_folder / "closed" / "site-packages").mkdir(parents=True)
+    (open_folder / "closed").chmod(0o700)
+    monkeypatch.setattr(sys, "path", [*sys.path, str(open_folder / "closed" / "site-packages")])
+    paths = privileges._runtime_paths(None)
+    assert (open_folder / "closed" / "site-packages", "rx") in paths
+    problem = privileges.unreachable(paths, 65534, 65534)
+    assert problem and "cannot enter" in problem
