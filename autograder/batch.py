@@ -38,6 +38,7 @@ from autograder.spec import ASSIGNMENTS_DIR, SOLUTIONS_DIR, SpecError, load_spec
 
 MAX_SUBMISSION_BYTES = 20 * 2**20  # per pair: a notebook with its images fits many times over
 DASK_CONNECT_TIMEOUT_S = 20
+SUMMARY_FILES = ("index.html", "grades.csv")  # written into the output folder beside the student folders
 _GRADER_SKIP = {"bugs", "calibration", "__pycache__"}
 
 
@@ -92,6 +93,8 @@ def grade_all(root: Path, out_dir: Path, *, workers: int | None = None, force: b
     unknown = sorted(set(names or []) - set(known))
     if unknown:
         raise GraderError(f"unknown assignment(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if workers is not None and workers < 1:
+        raise GraderError(f"--workers must be at least 1 (got {workers})")
     device = resolve_device(device)
     summary = BatchSummary(out_dir)
     jobs = find_jobs(root, names or known, device, summary)
@@ -131,6 +134,10 @@ def find_jobs(root: Path, names: list[str], device: str, summary: BatchSummary) 
             continue
         if not entry.is_dir():
             summary.problems.append(("(root)", f"{entry.name}: not a student folder, ignored"))
+            continue
+        if entry.name in SUMMARY_FILES:  # its reports would sit where the summary goes
+            summary.problems.append(("(root)", f"{entry.name}: a student folder may not be named like a "
+                                               "summary file; rename it to grade it"))
             continue
         summary.students.append(entry.name)
         claimed, submitted[entry.name] = set(), set()

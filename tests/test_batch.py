@@ -31,6 +31,8 @@ def make_class(root: Path) -> Path:
     (root / "carol" / "attention.py").symlink_to(root / "nowhere.py")  # dangling: cannot be read
     (root / "dave" / "homework.zip").write_bytes(b"PK")
     (root / "roster.csv").write_text("alice,bob\n")
+    (root / "index.html").mkdir()  # a "student" whose reports would overwrite the summary
+    shutil.copy(REFERENCE, root / "index.html" / "attention.py")
     return root
 
 
@@ -64,6 +66,7 @@ def test_bad_folders_are_reported_and_never_stop_the_batch(graded_class):
     assert "carol: attention: attention.py could not be read" in problems
     assert "dave: attention: no submission" in problems and "dave: homework.zip: unexpected file" in problems
     assert "(root): roster.csv: not a student folder" in problems
+    assert "(root): index.html: a student folder may not be named like a summary file" in problems
     page = (out / "index.html").read_text()
     assert "could not be read" in page and "no submission" in page and "roster.csv" in page
 
@@ -179,6 +182,8 @@ def test_cli_grade_all_reports_a_missing_root_and_a_scheduler_without_dask(tmp_p
     assert mixed.returncode == 2 and "--executor dask" in mixed.stderr
     unknown = cli(str(tmp_path), "--assignments", "nope")
     assert unknown.returncode == 2 and "unknown assignment" in unknown.stderr
+    no_workers = cli(str(tmp_path), "--workers", "0")
+    assert no_workers.returncode == 2 and "--workers must be at least 1" in no_workers.stderr
 
 
 def test_dask_cluster_gives_the_same_grades_as_the_local_pool(graded_class, tmp_path):
