@@ -66,12 +66,14 @@ def grade(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: grading time split by stage; the student side (public tests, .py vs .ipynb,
     the nbconvert baseline); the from-scratch LSTM against nn.LSTM (medians of several runs);
-    grade-all with 1 and 2 workers on 8 copies of every reference (speed-up, per-job overhead)."""
+    grade-all with 1 and 2 workers on 8 copies of every reference (speed-up, per-job overhead);
+    what the protections add to a worker's start-up (median of 10)."""
     install(session, "bench")
     session.run("python", "benchmarks/bench_grade.py", *session.posargs)
     session.run("python", "benchmarks/bench_student.py", *session.posargs)
     session.run("python", "benchmarks/bench_lstm_lm.py", *session.posargs)
     session.run("python", "benchmarks/bench_batch.py")
+    session.run("python", "benchmarks/bench_containment.py")
 
 
 @nox.session(venv_params=VENV_PARAMS)

@@ -1,4 +1,4 @@
-"""Command line: ``autograder grade|grade-all|validate|template|calibrate|gradescope`` (``python -m autograder`` works the same)."""
+"""Command line: ``autograder grade|grade-all|validate|template|calibrate|gradescope|doctor`` (``python -m autograder`` works the same)."""
 
 from __future__ import annotations
 
@@ -67,9 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     calibrate_cmd.add_argument("--write", action="store_true",
                                help="record the table in assignments/<name>/calibration/<check>.md")
 
+    doctor_cmd = commands.add_parser("doctor", help="which protections a worker gets on this machine, and how to "
+                                     "get the missing ones")
+    doctor_cmd.add_argument("--strict", action="store_true", help="exit 1 unless every protection is in force")
+
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
+        if args.command == "doctor":
+            return _doctor(args)
         if args.command == "grade":
             return _grade(args)
         if args.command == "grade-all":
@@ -92,6 +98,21 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]autograder: {error}[/]")
         return 2
     return 0
+
+
+def _doctor(args) -> int:
+    from rich.table import Table
+
+    from autograder.containment import doctor
+
+    rows = doctor()
+    table = Table(title="Protections for student code on this machine")
+    for column in ("protection", "in force", "details"):
+        table.add_column(column, overflow="fold")
+    for layer, in_force, details in rows:
+        table.add_row(layer, "[green]yes[/]" if in_force else "[red]no[/]", details)
+    Console().print(table)
+    return 1 if args.strict and not all(in_force for _, in_force, _ in rows) else 0
 
 
 def _grade(args) -> int:

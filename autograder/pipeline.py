@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autograder import __version__, static, wire
+from autograder import __version__, containment, static, wire
 from autograder.analysis import collect as collect_analysis
 from autograder.check import CheckContext, StaticCheck, import_file, load_checks
-from autograder.isolate import WorkerJob, protections, run_in_worker
+from autograder.isolate import WorkerJob, planned_protections, run_in_worker
 from autograder.probe import run_probe
 from autograder.score import CheckOutcome, GradeResult, score_checks
 from autograder.source import SubmissionFormatError, prepare
@@ -43,7 +43,8 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     try:
         spec = assignment if isinstance(assignment, AssignmentSpec) else load_spec(assignment)
         checks = load_checks(spec)
-    except SpecError as error:
+        containment.layers()  # AUTOGRADER_SANDBOX=require without a sandbox stops here
+    except (SpecError, containment.ContainmentError) as error:
         raise GraderError(str(error)) from None
     device = resolve_device(device)
     seed = spec.seed if seed is None else seed
@@ -108,7 +109,7 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
         "autograder": __version__, "python": platform.python_version(), "torch": torch.__version__,
         "numpy": np.__version__, "platform": platform.platform(), "device": device, "seed": seed,
         "top_level": top_level or spec.top_level,
-        "protections": protections(spec.folder), "workers_started": run.workers_started if run else 0,
+        "protections": run.protections if run else planned_protections(spec.limits), "workers_started": run.workers_started if run else 0,
         "incidents": run.incidents if run else [], "timings": clock.laps,
         "import_output": run.import_stdout if run else "",
     }

@@ -1,13 +1,13 @@
 """Who runs the student's code: when the grader is root (a Gradescope container), an
 unprivileged user (Gradescope's own advice): ``$AUTOGRADER_WORKER_USER``, else
-``autograder-student`` where it exists, else ``nobody``. Where that user could not even start
-Python (an interpreter under a closed home folder, as with pyenv in /root), the worker keeps
-root and the report says why.
+``autograder-student`` where it exists, else ``nobody``. Inside the sandbox that user needs
+nothing of the host's file modes (:mod:`autograder.containment` binds what it needs). Without
+a sandbox, where that user could not even start Python (an interpreter under a closed home
+folder, as with pyenv in /root), the worker keeps root and the report says why.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import subprocess
@@ -15,8 +15,6 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-from autograder.check import CHECK_MODULES
 
 try:
     import pwd
@@ -48,13 +46,16 @@ class WorkerUser:
     line: str  # what the report lists among the protections
 
 
-@functools.cache
-def worker_user(assignment_folder: Path | None = None) -> WorkerUser:
-    """The user the worker runs as; decided once per process (and assignment folder).
-    ``$AUTOGRADER_WORKER_USER`` is read at the first call."""
-    euid = os.geteuid() if pwd is not None else None
-    return choose_worker_user(euid, os.environ.get(WORKER_USER_VARIABLE) or None,
-                              _runtime_paths(assignment_folder))
+def sandbox_account(wanted: str | None) -> WorkerUser:
+    """The user a root grader runs the sandbox as (its modes do not matter there: the sandbox
+    is given the Python folders), or uid None and why not."""
+    try:
+        entry = _account(wanted)
+    except LookupError as error:
+        return WorkerUser(None, None, str(error))
+    if entry.pw_uid == 0:
+        return WorkerUser(None, None, f"{WORKER_USER_VARIABLE}={wanted} is a root account")
+    return WorkerUser(entry.pw_uid, entry.pw_gid, f"worker ran as user {entry.pw_name} (uid {entry.pw_uid})")
 
 
 def choose_worker_user(euid: int | None, wanted: str | None, paths: Iterable[tuple[Path, str]]) -> WorkerUser:
@@ -106,11 +107,11 @@ def _mode(path: Path) -> str:
     return oct(path.stat().st_mode & 0o777)[2:].zfill(4)
 
 
-def _runtime_paths(assignment_folder: Path | None) -> list[tuple[Path, str]]:
+def runtime_paths() -> list[tuple[Path, str]]:
     """What a worker reads before it touches the submission: the interpreter (and a venv's
     pyvenv.cfg), the standard library, every folder on the import path (numpy, matplotlib or
     a student's pandas may sit in another one than torch, e.g. a venv's system site-packages
-    under a closed /root), torch, this package and the assignment's checks."""
+    under a closed /root), torch and this package (the check code travels in the job)."""
     paths = [(Path(sys.executable), "rx"), (Path(sys.prefix) / "pyvenv.cfg", "r"),
              (Path(os.__file__).parent, "rx"), (_PACKAGE.parent, "rx"),
              (_PACKAGE, "rx"), (_PACKAGE / "worker.py", "r")]
@@ -119,8 +120,6 @@ def _runtime_paths(assignment_folder: Path | None) -> list[tuple[Path, str]]:
     if torch_spec is not None and torch_spec.submodule_search_locations:
         torch_folder = Path(list(torch_spec.submodule_search_locations)[0])
         paths += [(torch_folder.parent, "rx"), (torch_folder, "rx"), (torch_folder / "__init__.py", "r")]
-    if assignment_folder is not None:
-        paths += [(assignment_folder, "rx"), *((assignment_folder / name, "r") for name in CHECK_MODULES)]
     return paths
 
 

@@ -1,12 +1,12 @@
 """The worker: the only process that imports student code.
 
-Started by :mod:`autograder.isolate` as ``python -c <bootstrap> JOB_FILE CONTROL_FD`` (the
-bootstrap imports torch first and times it). It
-limits its own memory, imports torch and the assignment's check modules, imports the
-submission, then runs each requested probe and sends every step back as a frame on the
-control pipe (see :mod:`autograder.wire`)::
+Started by :mod:`autograder.isolate` (under the warden, in the sandbox where there is one)
+as ``python -c <bootstrap> JOB_FILE CONTROL_FD`` (the bootstrap imports torch first and times
+it). It loads the probe code that came in the job (never the grader's check files), sets its
+limits and the socket filter, imports the submission, then runs each requested probe and
+sends every step back as a frame on the control pipe (see :mod:`autograder.wire`)::
 
-    hello     {torch_import_s}
+    hello     {torch_import_s, seccomp}     # seccomp: why the socket filter is missing, or None
     imported  {ok, error?, stdout, seconds}
     start     {check}
     result    {check, result}        # result as produced by probe.run_probe
@@ -33,13 +33,14 @@ def main(argv: list[str], torch_import_s: float = 0.0) -> None:
     import torch
 
     from autograder import wire
-    from autograder.check import load_check_classes
+    from autograder.check import load_probe_sources
     from autograder.probe import _CappedText, describe_exception, run_probe
 
     with open(job_path, "rb") as handle:
         job = wire.read_frame(handle, max_bytes=2**34)
-    _limit_resources(job)
     torch.set_num_threads(job["torch_threads"])
+    classes = load_probe_sources(job["check_sources"], job["assignment"])
+    seccomp_problem = _limit_resources(job)
 
     def send(event: str, **payload):
         cap = job["result_bytes"]
@@ -55,8 +56,7 @@ def main(argv: list[str], torch_import_s: float = 0.0) -> None:
                 f"{cap // 2**20} MB the grader accepts back; return only the tensors asked for"))})
         control.write(frame)
 
-    classes = load_check_classes(Path(job["assignment_folder"]), job["assignment"])
-    send("hello", torch_import_s=torch_import_s)
+    send("hello", torch_import_s=torch_import_s, seccomp=seccomp_problem)
 
     # Import the submission with the random state saved and restored around it.
     captured = _CappedText(job["stdout_cap"])
@@ -98,13 +98,23 @@ def _import_submission(path: str):
     return module
 
 
-def _limit_resources(job: dict) -> None:
-    """Address-space cap on CPU (CUDA reserves huge virtual ranges, so the grader's RSS
-    watchdog is the memory guard there), and no core dumps."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _limit_resources(job: dict) -> str | None:
+    """Limits on this process and all it starts, set before the submission is imported:
+    address space on CPU (CUDA reserves huge virtual ranges, so the grader's RSS watchdog or
+    cgroup is the memory guard there), CPU time, file size, no core dumps, a process count
+    where this user is the worker's own, and the socket filter. Returns why the filter could
+    not be installed, or None."""
+    from autograder import seccomp
+
+    limits = [(resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_CPU, job["cpu_s"], job["cpu_s"] + 10),  # SIGXCPU, then SIGKILL
+              (resource.RLIMIT_FSIZE, job["file_mb"] * 2**20, job["file_mb"] * 2**20)]
     if job["device"] == "cpu":
-        cap = job["memory_mb"] * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        limits.append((resource.RLIMIT_AS, job["memory_mb"] * 2**20, job["memory_mb"] * 2**20))
+    if job.get("max_processes"):
+        limits.append((resource.RLIMIT_NPROC, job["max_processes"], job["max_processes"]))
+    for which, soft, hard in limits:
+        resource.setrlimit(which, (soft, hard))
+    return seccomp.install()
 
 
 def _save_rng():

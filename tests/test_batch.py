@@ -4,6 +4,7 @@ and the same grades from a Dask cluster as from the local pool."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -213,6 +214,12 @@ def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
     jobs = [Job("alice", "attention", (("attention.py", REFERENCE.read_bytes()),), False, "k", "cpu")]
     with pytest.raises(GraderError, match="could not reach the Dask scheduler"):
         list(batch.run_jobs(jobs, scheduler="tcp://127.0.0.1:9"))
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_as_root_the_output_folder_is_closed_to_the_worker_user(graded_class):
+    _, out, _ = graded_class
+    assert out.stat().st_mode & 0o777 == 0o700  # a worker that runs as another user cannot look in
 
 
 def test_summary_object_is_complete_only_without_grader_failures(tmp_path):

@@ -94,6 +94,7 @@ def test_scripts_parse_and_the_dockerfile_builds_on_gradescopes_image(built, tmp
     setup = (tmp_path / "source" / "setup.sh").read_text()
     assert "--index-url https://download.pytorch.org/whl/cpu" in setup and "pip install --no-cache-dir -r" in setup
     assert "useradd --system" in setup and "autograder-student" in setup and 'chmod -R o= "$private"' in setup
+    assert "apt-get install -y --no-install-recommends bubblewrap" in setup
     docker = built.parent / "attention-docker"
     text = (docker / "Dockerfile").read_text()
     assert "ARG BASE_REPO=gradescope/autograder-base" in text and "FROM ${BASE_REPO}:${TAG}" in text

@@ -1,6 +1,6 @@
-"""The unprivileged worker user (autograder/privileges.py, used by autograder/isolate.py): the
-decision, the scratch folder handed over, and a real grade as root whose student code runs as
-`nobody`."""
+"""The unprivileged worker user (autograder/privileges.py, used by autograder/containment.py):
+the decision, the scratch folder handed over, and a real grade as root without the sandbox
+whose student code runs as `nobody`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REFERENCE, REPO
 
-from autograder import isolate, privileges
+from autograder import containment, isolate, privileges
 from autograder.spec import load_spec
 
 ROOT_ONLY = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
@@ -81,9 +81,8 @@ def test_the_worker_user_decision(open_folder, monkeypatch):
 
 
 def test_the_report_lists_the_worker_user():
-    folder = load_spec("attention").folder
-    lines = isolate.protections(folder)
-    assert lines[:-1] == list(isolate.PROTECTIONS) and lines[-1] == privileges.worker_user(folder).line
+    lines = isolate.planned_protections(load_spec("attention").limits)
+    assert containment.layers().user.line in lines
 
 
 @ROOT_ONLY
@@ -120,9 +119,10 @@ def test_a_grade_as_root_runs_the_student_code_as_nobody(open_folder):
     pth.write_text("".join(f"import site; site.addsitedir({folder!r})\n" for folder in site.getsitepackages())
                    + f"{REPO}\n")
     python = str(venv / "bin" / "python")
-    probe = subprocess.run([python, "-c", "import torch; from autograder.privileges import worker_user; "
-                            "print(worker_user().line)"], capture_output=True, text=True, timeout=300,
-                           env={**os.environ, "AUTOGRADER_WORKER_USER": "nobody"})
+    # without the sandbox (which needs no open folders, see test_containment.py)
+    fallback = {**os.environ, "AUTOGRADER_WORKER_USER": "nobody", "AUTOGRADER_SANDBOX": "off"}
+    probe = subprocess.run([python, "-c", "import torch; from autograder.containment import layers; "
+                            "print(layers().user.line)"], capture_output=True, text=True, timeout=300, env=fallback)
     if probe.returncode != 0 or not probe.stdout.startswith("worker ran as user nobody"):
         pytest.skip(f"cannot set up a grader that drops to nobody here: {(probe.stdout + probe.stderr)[-300:]}")
 
@@ -145,7 +145,7 @@ def test_a_grade_as_root_runs_the_student_code_as_nobody(open_folder):
     out = open_folder / "out"
     done = subprocess.run([python, "-m", "autograder", "grade", "attention", str(submission), "--out", str(out),
                            "--device", "cpu", "--top-level", "all", "--quiet"], capture_output=True, text=True,
-                          timeout=300, cwd=open_folder, env={**os.environ, "AUTOGRADER_WORKER_USER": "nobody"})
+                          timeout=300, cwd=open_folder, env=fallback)
     assert done.returncode == 0, done.stderr
     document = json.loads((out / "results.json").read_text())
     assert f"worker ran as user nobody (uid {pwd.getpwnam('nobody').pw_uid})" in document["extra_data"]["protections"]
@@ -159,7 +159,7 @@ def test_a_closed_folder_on_the_import_path_keeps_root(open_folder, monkeypatch)
     (open_folder / "closed" / "site-packages").mkdir(parents=True)
     (open_folder / "closed").chmod(0o700)
     monkeypatch.setattr(sys, "path", [*sys.path, str(open_folder / "closed" / "site-packages")])
-    paths = privileges._runtime_paths(None)
+    paths = privileges.runtime_paths()
     assert (open_folder / "closed" / "site-packages", "rx") in paths
     problem = privileges.unreachable(paths, 65534, 65534)
     assert problem and "cannot enter" in problem

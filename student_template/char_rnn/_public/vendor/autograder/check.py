@@ -23,6 +23,7 @@ numbers, strings, lists, dicts): see :mod:`autograder.wire`.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import sys
@@ -144,11 +145,53 @@ def load_check_classes(folder: Path, assignment: str) -> dict[str, tuple[type[Ch
         module = types.ModuleType(package)
         module.__path__ = [str(folder)]
         sys.modules[package] = module
-    found: dict[str, tuple[type[Check], str]] = {}
+    modules = {filename: importlib.import_module(f"{package}.{filename.removesuffix('.py')}")
+               for filename in CHECK_MODULES if (folder / filename).is_file()}
+    return _check_classes(modules)
+
+
+GRADER_ONLY_METHODS = ("inputs", "verdict", "verdict_static")
+
+
+def probe_sources(folder: Path) -> dict[str, str]:
+    """The check modules as the worker receives them, in its job: with every check's
+    grader-side methods (how inputs are made from hidden data, how a result is judged) taken
+    out, so that student code, which shares the worker's process, never holds them."""
+    sources = {}
     for filename in CHECK_MODULES:
-        if not (folder / filename).is_file():
-            continue
-        module = importlib.import_module(f"{package}.{filename.removesuffix('.py')}")
+        if (folder / filename).is_file():
+            tree = ast.parse((folder / filename).read_text(encoding="utf-8"), filename)
+            sources[filename] = ast.unparse(_ProbesOnly().visit(tree))
+    return sources
+
+
+class _ProbesOnly(ast.NodeTransformer):
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.ClassDef:
+        self.generic_visit(node)
+        node.body = [item for item in node.body if not (
+            isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name in GRADER_ONLY_METHODS)]
+        node.body = node.body or [ast.Pass()]
+        return node
+
+
+def load_probe_sources(sources: dict[str, str], assignment: str) -> dict[str, tuple[type[Check], str]]:
+    """:func:`load_check_classes` for :func:`probe_sources` (in the worker: no files needed)."""
+    package = f"_assignment_{assignment}"
+    sys.modules.setdefault(package, types.ModuleType(package)).__path__ = []
+    modules = {}
+    for filename in CHECK_MODULES:
+        if filename in sources:
+            module = types.ModuleType(f"{package}.{filename.removesuffix('.py')}")
+            module.__package__, module.__file__ = package, f"<grader>/{filename}"
+            sys.modules[module.__name__] = module
+            exec(compile(sources[filename], module.__file__, "exec"), module.__dict__)  # noqa: S102 - grader code
+            modules[filename] = module
+    return _check_classes(modules)
+
+
+def _check_classes(modules: dict[str, types.ModuleType]) -> dict[str, tuple[type[Check], str]]:
+    found: dict[str, tuple[type[Check], str]] = {}
+    for filename, module in modules.items():
         for value in vars(module).values():
             if (isinstance(value, type) and issubclass(value, Check) and value.__module__ == module.__name__
                     and getattr(value, "name", None)):

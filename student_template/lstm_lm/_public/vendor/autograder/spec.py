@@ -43,6 +43,9 @@ class Limits:
     output_kb: int = 64
     result_mb: int = 256
     torch_threads: int = 1
+    max_processes: int = 64  # processes and threads of the whole worker tree (cgroup, else RLIMIT_NPROC)
+    tmp_mb: int = 256  # size of the sandbox's /tmp and of its /dev/shm
+    file_mb: int = 512  # the largest file the worker may write (RLIMIT_FSIZE)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ the grading process on the reference solution (which is trusted). The result is 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import random
 import time
@@ -207,4 +208,10 @@ def _hint(error: BaseException) -> str | None:
         return "your code ran out of memory; look for a tensor that grows with a loop or is far too large"
     if isinstance(error, ModuleNotFoundError):
         return f"the grading environment does not provide the module `{error.name}`"
+    if isinstance(error, OSError) and error.errno == errno.EAGAIN:
+        return ("your code started more processes or threads than the grader allows; graded functions "
+                "must not start processes (use a plain loop, DataLoader(num_workers=0))")
+    frames = traceback.extract_tb(error.__traceback__)
+    if isinstance(error, OSError) and any(Path(frame.filename).name == "socket.py" for frame in frames):
+        return "your code tried to use the network, which is blocked while grading"
     return None
