@@ -176,13 +176,16 @@ def runtime_trees() -> list[Path]:
     """The folders a sandboxed worker must see, read-only: Python's prefixes, every folder on
     the import path, and this package, but nothing else of the folder holding it (the
     reference solutions and the assignments live there)."""
-    hidden = _PACKAGE.parent
+    hidden = _PACKAGE.parent  # the repository (solutions, assignments, reports), when run from one
+    if hidden.name in ("site-packages", "dist-packages"):  # an installed package: no repository around it
+        hidden = None
     candidates = [Path(sys.base_prefix), Path(sys.prefix), Path(sys.exec_prefix),
                   *(Path(entry) for entry in sys.path[1:] if entry and Path(entry).is_dir())]
     trees: list[Path] = [_PACKAGE]
     for candidate in candidates:
         real = Path(os.path.realpath(candidate))
-        inside_repo = real.is_relative_to(hidden) and not real.is_relative_to(os.path.realpath(sys.prefix))
+        inside_repo = (hidden is not None and real.is_relative_to(hidden)
+                       and not real.is_relative_to(os.path.realpath(sys.prefix)))
         if real.is_relative_to("/usr") or inside_repo:
             continue
         trees += _around(real, hidden)
@@ -193,9 +196,9 @@ def runtime_trees() -> list[Path]:
     return outermost
 
 
-def _around(tree: Path, hidden: Path) -> list[Path]:
+def _around(tree: Path, hidden: Path | None) -> list[Path]:
     """``tree``, or where it holds ``hidden``, its parts that do not."""
-    if not hidden.is_relative_to(tree):
+    if hidden is None or not hidden.is_relative_to(tree):
         return [tree]
     if tree == hidden:
         return []

@@ -43,6 +43,18 @@ def test_a_folder_holding_the_repository_is_bound_around_it(tmp_path):
     (tmp_path / "prefix" / "src" / "other").mkdir()
     parts = containment._around(tmp_path / "prefix", tmp_path / "prefix" / "src" / "repo")
     assert parts == [tmp_path / "prefix" / "lib", tmp_path / "prefix" / "src" / "other"]
+    assert containment._around(tmp_path / "prefix", None) == [tmp_path / "prefix"]
+
+
+def test_an_installed_package_keeps_its_site_packages(tmp_path, monkeypatch):
+    """Installed without a repository around it, the package's parent is site-packages, where
+    torch lives: that folder must be bound whole."""
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    (site / "autograder").mkdir(parents=True)
+    (site / "torch").mkdir()
+    monkeypatch.setattr(containment, "_PACKAGE", site / "autograder")
+    monkeypatch.setattr(sys, "path", ["", str(site)])
+    assert site in containment.runtime_trees()
 
 
 def test_require_without_a_sandbox_stops_with_the_fix(fresh_layers):
