@@ -103,7 +103,7 @@ def _try_sandbox() -> tuple[str | None, WorkerUser | None, str]:
             os.chmod(trial, 0o711)
             os.chown(trial / "work", user.uid, user.gid)
         plan = _sandbox_plan(bwrap, trial, user, tmp_mb=16, device="cpu", signal_codes=True)
-        argv = [*plan.argv_prefix, sys.executable, "-I", "-S", "-c", "pass"]
+        argv = [sys.executable, "-I", "-S", "-c", "pass"]
         done = subprocess.run(warden_command(plan, argv, trial / "work"), capture_output=True, timeout=60,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as error:

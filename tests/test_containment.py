@@ -131,3 +131,13 @@ def test_a_process_in_the_sandbox_is_walled_in(fresh_layers):
     assert seen["pid"] <= 3  # its own PID namespace
     if os.geteuid() == 0:
         assert seen["uid"] != 0, "student code ran as root inside the sandbox"
+
+
+def test_the_trial_starts_python_in_exactly_one_sandbox(fresh_layers):
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    commands, real_run = [], subprocess.run
+    fresh_layers.setattr(subprocess, "run", lambda command, **kw: commands.append(command) or real_run(command, **kw))
+    containment.layers()
+    config = json.loads(commands[0][-1])  # the warden's configuration
+    assert config["argv"].count(shutil.which("bwrap")) == 1 and config["argv"][-1] == "pass"
