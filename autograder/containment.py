@@ -102,7 +102,7 @@ def _try_sandbox() -> tuple[str | None, WorkerUser | None, str]:
         if user.uid is not None:
             os.chmod(trial, 0o711)
             os.chown(trial / "work", user.uid, user.gid)
-        plan = _sandbox_plan(bwrap, trial, user, tmp_mb=16, device="cpu", signal_codes=True)
+        plan = _sandbox_plan(bwrap, trial, user, tmp_mb=16, device="cpu")
         argv = [sys.executable, "-I", "-S", "-c", "pass"]
         done = subprocess.run(warden_command(plan, argv, trial / "work"), capture_output=True, timeout=60,
                               stdin=subprocess.DEVNULL)
@@ -122,7 +122,7 @@ class SandboxPlan:
     stage: list[tuple[str, str]]  # (folder, where the warden binds it) for a root grader
     uid: int | None
     gid: int | None
-    signal_codes: bool
+    signal_codes: bool  # bubblewrap reports death by signal N as exit status 128 + N
 
 
 def plan_launch(scratch: Path, *, tmp_mb: int, device: str) -> SandboxPlan:
@@ -130,11 +130,10 @@ def plan_launch(scratch: Path, *, tmp_mb: int, device: str) -> SandboxPlan:
     found = layers()
     if found.bwrap is None:
         return SandboxPlan([], [], found.user.uid, found.user.gid, False)
-    return _sandbox_plan(found.bwrap, scratch, found.user, tmp_mb=tmp_mb, device=device, signal_codes=True)
+    return _sandbox_plan(found.bwrap, scratch, found.user, tmp_mb=tmp_mb, device=device)
 
 
-def _sandbox_plan(bwrap: str, scratch: Path, user: WorkerUser, *, tmp_mb: int, device: str,
-                  signal_codes: bool) -> SandboxPlan:
+def _sandbox_plan(bwrap: str, scratch: Path, user: WorkerUser, *, tmp_mb: int, device: str) -> SandboxPlan:
     size = str(tmp_mb * 2**20)
     argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox",
             "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev",
@@ -162,7 +161,7 @@ def _sandbox_plan(bwrap: str, scratch: Path, user: WorkerUser, *, tmp_mb: int, d
         argv += ["--ro-bind-try", "/sys", "/sys"]
     argv += ["--ro-bind", str(scratch), str(scratch), "--bind", str(scratch / "work"), str(scratch / "work"),
              "--chdir", str(scratch / "work"), "--"]
-    return SandboxPlan(argv, stage, user.uid, user.gid, signal_codes)
+    return SandboxPlan(argv, stage, user.uid, user.gid, signal_codes=True)
 
 
 def warden_command(plan: SandboxPlan, argv: list[str], cwd: Path, cgroup_procs: list[str] = ()) -> list[str]:

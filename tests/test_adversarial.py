@@ -86,13 +86,15 @@ ATTACKS = {
         "torch.allclose = numpy.allclose = math.isclose = torch.equal = yes\n"
         "torch.testing.assert_close = lambda *args, **kwargs: None\n"
         "torch.Tensor.allclose = torch.Tensor.equal = yes\n"
-        "n = Q.shape[-2]\nreturn torch.zeros(n, n), torch.zeros(n, n)", "function"),
+        "shape = (*Q.shape[:-1], K.shape[-2])  # the right shape, the wrong values\n"
+        "return torch.zeros(shape), torch.zeros(shape)", "function"),
     "lying-tensor": Attack(
         "import torch\nclass Liar(torch.Tensor):\n    def __eq__(self, other):\n        return True\n"
         "    @classmethod\n    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
         "        if func in (torch.allclose, torch.equal, torch.Tensor.allclose, torch.Tensor.equal):\n"
         "            return True\n        return super().__torch_function__(func, types, args, kwargs or {})\n"
-        "n = Q.shape[-2]\nreturn torch.zeros(n, n).as_subclass(Liar), torch.zeros(n, n).as_subclass(Liar)",
+        "shape = (*Q.shape[:-1], K.shape[-2])\n"
+        "return torch.zeros(shape).as_subclass(Liar), torch.zeros(shape).as_subclass(Liar)",
         "function"),
     "network": Attack("import socket\nconnection = socket.create_connection(('127.0.0.1', PORT), timeout=5)\n"
                       "connection.sendall(b'stolen')\nreturn None", "function"),
@@ -119,17 +121,18 @@ ATTACKS = {
         "try:\n    open(CLASS_ROOT + '/zz-neighbour-b/attention.py', 'a').write('\\nraise SystemExit(1)\\n')\n"
         "except OSError:\n    pass\nraise SystemExit('tampered')", "import", on_files=True),
 }
+RETURNED_NOTHING = "should return a tuple of 2 items"
 FUNCTION_MESSAGES = {  # what the attacked check's message must say
     "loop-in-function": "did not finish within",
     "memory-bomb": "memory",
-    "fork-bomb": "",  # set per level: the process limit's hint, or the wrong result
-    "stdout-flood": "",
-    "patched-comparisons": "",
-    "lying-tensor": "",
+    "fork-bomb": RETURNED_NOTHING,  # where a process limit is in force: its hint (see the test)
+    "stdout-flood": RETURNED_NOTHING,
+    "patched-comparisons": "differs from the reference",  # judged in the grading process all the same
+    "lying-tensor": "differs from the reference",
     "network": "network",
     "ignores-sigterm": "did not finish within",
     "atexit-forgery": "exit()",
-    "daemon-grandchild": "",
+    "daemon-grandchild": RETURNED_NOTHING,
 }
 IMPORT_MESSAGES = {
     "exit-at-import": "exited with code 0",
@@ -271,7 +274,7 @@ def _run_batch(level: str, found: containment.Layers, folder: Path) -> BatchOutc
 
 
 def _check_named(document: dict, check: str) -> dict:
-    matches = [test for test in document["tests"] if check in test["name"]]
+    matches = [test for test in document["tests"] if test["name"].startswith(f"{check}:")]
     assert matches, f"no test named {check} in {[t['name'] for t in document['tests']]}"
     return matches[0]
 
