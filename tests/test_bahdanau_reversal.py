@@ -28,9 +28,9 @@ FOLDER = REPO / "assignments" / NAME
 REFERENCE = REPO / "solutions" / f"{NAME}.py"
 SKELETON = REPO / "student_template" / NAME / f"{NAME}.py"
 BUGS = sorted((FOLDER / "bugs").glob("*.py"))
-QUICK = ["vocabulary", "module_shapes", "attention_weights", "adam_matches_pytorch", "clip_gradients", "compute_loss",
+QUICK = ["vocabulary", "module_shapes", "encoder_ignores_padding", "attention_weights", "adam_matches_pytorch", "clip_gradients", "compute_loss",
          "teacher_forcing", "greedy_stops_at_eos", "train_and_evaluate", "attention_figure"]
-ALL_CHECKS = [*QUICK[:5], "from_scratch", *QUICK[5:], "trained_reversal"]
+ALL_CHECKS = [*QUICK[:6], "from_scratch", *QUICK[6:], "trained_reversal"]
 MASK_FILL = '            scores = scores.masked_fill(mask, float("-inf"))\n'
 TEACHER = "            x = tgt[:, t:t + 1] if teacher_force else logits.argmax(dim=-1, keepdim=True)\n"
 
@@ -98,9 +98,9 @@ def test_untouched_skeleton_scores_zero_with_a_message_on_every_check():
 def test_reference_scores_full_marks_within_its_time_caps():
     result = graded(REFERENCE)
     assert failed(result) == [], [o.verdict.message for o in result.outcomes if not o.passed]
-    assert result.score == result.max_score == 30
+    assert result.score == result.max_score == 32
     trained = result.outcome("trained_reversal")
-    assert "threshold 80%" in trained.verdict.message and trained.seconds * 5 < trained.spec.timeout_s
+    assert "threshold 80%" in trained.verdict.message  # its time against the cap: `autograder validate`
     assert result.outcome("attention_figure").verdict.figures[0].startswith(b"\x89PNG")
 
 
@@ -172,6 +172,46 @@ def test_module_shapes_give_a_share_per_case(tmp_path):
     stacked = variant(tmp_path, {"        return outputs, attentions\n": "        return outputs, torch.stack(attentions, 1)\n"})
     verdict = failing(check("module_shapes", stacked), "5 of 6 cases right", "a list of T - 1 = 4 tensors")
     assert verdict.fraction == pytest.approx(5 / 6)
+
+
+# ---- the encoder and padding -------------------------------------------------------------
+
+GRU_OVER_PADDING = "        outputs, hidden = self.gru(self.dropout(self.embedding(src)))\n"
+
+
+def test_encoder_check_passes_a_packed_encoder_whatever_it_puts_at_padded_positions(tmp_path):
+    verdict = check("encoder_ignores_padding", REFERENCE)
+    assert verdict.passed and "num_layers 1 and 2" in verdict.message, verdict.message
+    ones = variant(tmp_path, {"        # END SOLUTION\n        return outputs, hidden\n":
+                              "        outputs = outputs + (src == PAD_IDX).unsqueeze(-1)  # not zeros on padding\n"
+                              "        # END SOLUTION\n        return outputs, hidden\n"})
+    assert check("encoder_ignores_padding", ones).passed
+
+
+def test_encoder_check_catches_a_gru_run_over_the_padding_and_names_the_remedy(tmp_path):
+    bug = FOLDER / "bugs" / "encoder_runs_over_padding.py"
+    verdict = failing(check("encoder_ignores_padding", bug), "num_layers=1", "in the final hidden",
+                      "differs from the same sentence encoded alone", "(src != 0)",
+                      "pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)",
+                      "pad_packed_sequence(", "total_length=S", "outputs at padded positions are not judged")
+    assert "in hidden" in verdict.got and re.search(r"max abs error \d\S* at its real positions", verdict.message)
+    # patching the top layer's hidden with the last real output fixes one layer, not two
+    assert bug.read_text().count(GRU_OVER_PADDING) == 1
+    top_only = tmp_path / f"{NAME}.py"
+    top_only.write_text(bug.read_text().replace(GRU_OVER_PADDING, GRU_OVER_PADDING +
+                                                "        last = (src != PAD_IDX).sum(dim=1) - 1\n"
+                                                "        hidden = hidden.clone()\n"
+                                                "        hidden[-1] = outputs[torch.arange(src.shape[0]), last]\n"))
+    failing(check("encoder_ignores_padding", top_only), "num_layers=2", "layer 0: ", "in the final hidden",
+            "pack_padded_sequence")
+
+
+def test_encoder_check_reports_a_crash_and_the_skeleton(tmp_path):
+    sorted_only = variant(tmp_path, {"enforce_sorted=False": "enforce_sorted=True"})
+    verdict = failing(check("encoder_ignores_padding", sorted_only), "lengths 4, 7, 2, 5, 3", "your code raised",
+                      "enforce_sorted", "line ")
+    assert verdict.got == "RuntimeError"
+    failing(check("encoder_ignores_padding", SKELETON), "not implemented yet")
 
 
 # ---- attention ---------------------------------------------------------------------------
@@ -356,11 +396,12 @@ def test_calibration_of_trained_reversal_is_sound_and_recorded():
     spec, samples = calibrate.calibrate(NAME, "trained_reversal", seeds=1)
     assert {sample.variant: sample.role for sample in samples} == {
         "reference": "reference", "concat_attention": "alternative", "plain_output": "alternative",
-        "adam_no_bias_correction": "bug", "greedy_never_stops": "bug"}
+        "encoder_runs_over_padding": "bug", "greedy_never_stops": "bug"}
     assert calibrate.problems(spec, "trained_reversal", samples) == []
     threshold = spec.thresholds["min_accuracy"]
     by_variant = {sample.variant: sample.metrics["exact match"] for sample in samples}
     assert by_variant["reference"] >= threshold + 0.1 and by_variant["greedy_never_stops"] == 0
+    assert by_variant["encoder_runs_over_padding"] <= threshold - 0.3  # far below: padded training, unpadded decoding
     recorded = (FOLDER / "calibration" / "trained_reversal.md").read_text()
     assert "--seeds 5" in recorded and "Sound: yes" in recorded
     row = next(line for line in recorded.splitlines() if line.startswith(f"| reference | {spec.seed} |"))

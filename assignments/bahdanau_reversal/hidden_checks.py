@@ -10,9 +10,12 @@ held-out source with the student's ``predict_with_attention``. Only the held-out
 to the worker; the reversed targets are built here and the exact-match accuracy is computed in
 the verdict.
 
-The grader's batches group sentences of the same length, so they carry no padding: held-out
-sentences are decoded one at a time without padding, and a GRU encoder that read padding in
-training would start decoding from a state it never saw at test time.
+Each epoch the training sentences are shuffled and cut into batches of mixed lengths, each
+padded with <PAD> = 0 to its longest sentence (what a DataLoader with a padding collate_fn
+gives); the batch order is fixed by the grading seed. Held-out sentences are decoded one at a
+time, unpadded. So the model is graded as students train it: an Encoder whose GRU runs over
+the padding (the visible check ``encoder_ignores_padding``) starts decoding, in training, from
+states that depend on the batch's padding, and from another state at test time.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from .checks import EOS, PAD, SOS, build_seq2seq, id_list
 
 WORDS = ["maple", "river", "stone", "cloud", "ember", "flint", "grove", "harbor", "ivory", "juniper",
          "kettle", "lantern", "meadow", "nickel", "orchid", "pebble", "quartz", "saddle", "thistle", "willow"]
+
+
+LOW_LOSS = 0.1  # a last training loss below this is a model that fits its training batches (for the hint only)
 
 
 def draw_sentences(generator: torch.Generator, count: int, low: int, high: int) -> list[list[int]]:
@@ -101,16 +107,13 @@ class TrainedReversal(Check):
         shuffle = torch.Generator().manual_seed(inputs["shuffle_seed"])
 
         def loader():
-            """One epoch: the sentences of each length shuffled and cut into batches, the batches shuffled."""
+            """One epoch: the sentences shuffled and cut into batches of mixed lengths, each padded
+            with 0 to its longest sentence (src: words + <EOS>; tgt: <SOS> + words + <EOS>)."""
             order = torch.randperm(len(lengths), generator=shuffle).tolist()
-            groups: dict[int, list[int]] = {}
-            for index in order:
-                groups.setdefault(lengths[index], []).append(index)
             size = schedule["batch_size"]
-            batches = [group[start:start + size] for _, group in sorted(groups.items())
-                       for start in range(0, len(group), size)]
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=shuffle).tolist()]
-            return [(src[batch, :lengths[batch[0]] + 1], tgt[batch, :lengths[batch[0]] + 2]) for batch in batches]
+            batches = [order[start:start + size] for start in range(0, len(order), size)]
+            widths = [max(lengths[index] for index in batch) for batch in batches]
+            return [(src[batch, :width + 1], tgt[batch, :width + 2]) for batch, width in zip(batches, widths, strict=True)]
 
         losses = []
         for epochs, lr in ((schedule["epochs"], schedule["lr"]), (schedule["finetune_epochs"], schedule["finetune_lr"])):
@@ -156,7 +159,7 @@ class TrainedReversal(Check):
                 f"train_epoch for {schedule['epochs']} epochs with AdamOptimizer(lr={schedule['lr']:g}), then "
                 f"{schedule['finetune_epochs']} with a fresh AdamOptimizer(lr={schedule['finetune_lr']:g}), "
                 f"{len(inputs['lengths'])} training sentences of {ctx.budget('min_words')}..{ctx.budget('max_words')} "
-                f"words in batches of up to {schedule['batch_size']} sentences of one length, "
+                f"words in shuffled batches of up to {schedule['batch_size']} sentences of mixed lengths padded with 0, "
                 f"teacher_forcing_ratio={schedule['teacher_forcing_ratio']:g}; "
                 f"your train_epoch returned {trend}")
         if values["exact match"] < threshold:
@@ -181,8 +184,16 @@ class TrainedReversal(Check):
         shown = next(((p, t) for p, t in pairs if p != t), None)
         example = f" (e.g. expected {shown[1]}, got {shown[0][:12]})" if shown else ""
         fell = f" from {numbers[0]:.2f} to {numbers[-1]:.2f}" if numbers else ""
+        if numbers and numbers[-1] < LOW_LOSS:
+            return (f"Training lowered the loss{fell}, as low as a correct model's (the reference ends near 0.02), yet "
+                    "greedy decoding of the unpadded held-out sentences fails: the model behaves differently when it "
+                    "trains (batches of mixed lengths padded with 0) and when predict_with_attention decodes one "
+                    "unpadded sentence. Make sure the visible check encoder_ignores_padding passes (an Encoder whose "
+                    "GRU runs over the padding hands the decoder a state that depends on the padding), and that "
+                    "predict_with_attention encodes, masks and calls the decoder as Seq2SeqWithAttention.forward does, "
+                    f"in eval mode{example}")
         return (f"Training lowered the loss{fell}, but not far enough for greedy decoding to reverse most held-out "
-                "sentences (the reference ends near 0.1). Make sure the visible checks of AdamOptimizer (bias "
-                "correction), clip_gradients, compute_loss and teacher forcing pass; then check that "
-                "predict_with_attention decodes in eval mode from <SOS>, feeding back each argmax"
+                "sentences (the reference ends near 0.02). Make sure the visible checks of AdamOptimizer (bias "
+                "correction), clip_gradients, compute_loss, teacher forcing and encoder_ignores_padding pass; then "
+                "check that predict_with_attention decodes in eval mode from <SOS>, feeding back each argmax"
                 f"{example}")

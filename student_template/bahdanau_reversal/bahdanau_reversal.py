@@ -66,9 +66,12 @@ class Vocabulary:
 
 
 class Encoder(nn.Module):
-    """Embedding -> dropout -> GRU (batch first).
+    """Embedding -> dropout -> GRU (batch first), reading only the real tokens of each row.
 
-    forward(src (B, S) int64) -> (outputs (B, S, H), hidden (num_layers, B, H)).
+    forward(src (B, S) int64, padded with <PAD> = 0 at the end) -> (outputs (B, S, H),
+    hidden (num_layers, B, H)). A sentence padded inside a batch gets the same outputs at its
+    real positions and the same final hidden as when it is encoded alone (the GRU stops at its
+    last real token); outputs at padded positions may be anything (zeros here).
     """
 
     def __init__(self, vocab_size, embed_dim, hidden_dim, num_layers=1, dropout=0.1):
@@ -77,8 +80,8 @@ class Encoder(nn.Module):
         raise NotImplementedError('Encoder.__init__: embedding (padding_idx 0), dropout, a batch-first GRU')
 
     def forward(self, src):
-        # TODO: embed the source and run the GRU over it
-        raise NotImplementedError('Encoder.forward: embed the source and run the GRU over it')
+        # TODO: embed the source, run the GRU over the real tokens only (pack the padded batch)
+        raise NotImplementedError('Encoder.forward: embed the source, run the GRU over the real tokens only (pack the padded batch)')
         return outputs, hidden
 
 
@@ -253,15 +256,17 @@ if __name__ == "__main__":
     words = "red blue green cat dog bird runs sits eats big small old".split()
     vocab = Vocabulary()
     vocab.add_sentence(words)
+
+    def pad(rows):
+        return nn.utils.rnn.pad_sequence([torch.tensor(row) for row in rows], batch_first=True, padding_value=PAD_IDX)
+
     sentences = [random.choices(words, k=random.randint(3, 6)) for _ in range(2000)]
-    batches = []  # sentences of one length per batch: no padding, as in predict_with_attention
-    for length in range(3, 7):
-        same = [s for s in sentences if len(s) == length]
-        for start in range(0, len(same), 32):
-            chunk = same[start:start + 32]
-            src = torch.tensor([vocab.sentence_to_indices(s, add_eos=True) for s in chunk])
-            tgt = torch.tensor([[SOS_IDX] + vocab.sentence_to_indices(s[::-1], add_eos=True) for s in chunk])
-            batches.append((src, tgt))
+    batches = []  # sentences of mixed lengths, padded with 0: the Encoder must ignore the padding
+    for start in range(0, len(sentences), 32):
+        chunk = sentences[start:start + 32]
+        src = pad([vocab.sentence_to_indices(s, add_eos=True) for s in chunk])
+        tgt = pad([[SOS_IDX] + vocab.sentence_to_indices(s[::-1], add_eos=True) for s in chunk])
+        batches.append((src, tgt))
     model = Seq2SeqWithAttention(Encoder(vocab.word_count, 32, 64), Decoder(vocab.word_count, 32, 64))
     optimizer = AdamOptimizer(model.parameters(), lr=3e-3)
     for epoch in range(6):

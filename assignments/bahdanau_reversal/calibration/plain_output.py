@@ -79,9 +79,12 @@ class Vocabulary:
 
 
 class Encoder(nn.Module):
-    """Embedding -> dropout -> GRU (batch first).
+    """Embedding -> dropout -> GRU (batch first), reading only the real tokens of each row.
 
-    forward(src (B, S) int64) -> (outputs (B, S, H), hidden (num_layers, B, H)).
+    forward(src (B, S) int64, padded with <PAD> = 0 at the end) -> (outputs (B, S, H),
+    hidden (num_layers, B, H)). A sentence padded inside a batch gets the same outputs at its
+    real positions and the same final hidden as when it is encoded alone (the GRU stops at its
+    last real token); outputs at padded positions may be anything (zeros here).
     """
 
     def __init__(self, vocab_size, embed_dim, hidden_dim, num_layers=1, dropout=0.1):
@@ -94,8 +97,17 @@ class Encoder(nn.Module):
         # END SOLUTION
 
     def forward(self, src):
-        # BEGIN SOLUTION: embed the source and run the GRU over it
-        outputs, hidden = self.gru(self.dropout(self.embedding(src)))
+        # BEGIN SOLUTION: embed the source, run the GRU over the real tokens only (pack the padded batch)
+        # Packing stops the GRU at each row's last real token. Run over the padding, the final
+        # hidden (the decoder's first state) would depend on how much padding the batch gave the
+        # sentence, so training (padded batches) and predict_with_attention (one unpadded
+        # sentence) would start decoding from different states.
+        S = src.shape[1]
+        lengths = (src != PAD_IDX).sum(dim=1).clamp(min=1).cpu()  # real tokens per row (pad id 0)
+        embedded = self.dropout(self.embedding(src))  # (B, S, E)
+        packed = nn.utils.rnn.pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        packed_outputs, hidden = self.gru(packed)  # hidden (L, B, H), in the batch's own row order
+        outputs, _ = nn.utils.rnn.pad_packed_sequence(packed_outputs, batch_first=True, total_length=S)
         # END SOLUTION
         return outputs, hidden
 
