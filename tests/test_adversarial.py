@@ -7,7 +7,14 @@ the reduction to definitions keeps) or in ``softmax_with_and_without_scaling``, 
 the ``scaling_demo`` check calls. Two honest neighbours (the reference) are graded in the same
 batch. Each test asserts: zero for the attacked checks, a message that names what happened,
 the neighbours' grades equal to a grade of the reference on its own, no file outside the
-worker's scratch folder changed, and no process left behind.
+worker's scratch folder changed, and no process of this test's own left behind.
+
+Leftovers are this test's own processes only, so that the suite holds while another grade-all
+(or another run of this suite) works on the same machine: the batch runs with TMPDIR set to a
+folder of its own, so every warden, bwrap and worker it starts names that folder on its command
+line (the scratch folder and job file are in it), and the attacks' sleeps carry a number unique
+to this run. Descent from the test process would not do: a daemon that double-forks, or a
+child that outlives the warden, is adopted by init, which is exactly what must be caught.
 
 Every attack is bounded so that the suite is safe where a protection is missing: at most a few
 GiB, a few dozen processes, a minute, and loopback only; attacks on files only aim at this
@@ -18,7 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import textwrap
 import threading
 from dataclasses import dataclass
@@ -42,7 +55,9 @@ HIDDEN_CHECKS = REPO / "assignments" / ASSIGNMENT / "hidden_checks.py"
 HIDDEN_DATA = REPO / "assignments" / "char_rnn" / "data" / "moby_dick.txt"
 HIDDEN_MARKER = "sums = weights.to(torch.float64).sum(-1)"  # a line of a verdict in hidden_checks.py
 DATA_MARKER = "Call me Ishmael"
-WORKER_MARKERS = ("import autograder.worker", str(containment.WARDEN))
+RUN = f"{os.getpid()}{secrets.randbelow(10**6):06d}"  # this run's own digits (see the docstring)
+SLEEPS = {name: f"{seconds}{RUN}" for name, seconds in  # `sleep 120.777<RUN>`: about 2 minutes
+          (("fork-bomb", "120.777"), ("ignores-sigterm", "121.333"), ("daemon-grandchild", "122.555"))}
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,7 @@ ATTACKS = {
     "memory-bomb": Attack("import torch\nheld = []\nfor _ in range(24):  # at most 6 GiB\n"
                           "    held.append(torch.ones(2**26))", "function"),
     "fork-bomb": Attack("import subprocess\nfor _ in range(48):\n"
-                        "    subprocess.Popen(['sleep', '120.777'])\nreturn None", "function"),
+                        f"    subprocess.Popen(['sleep', '{SLEEPS['fork-bomb']}'])\nreturn None", "function"),
     "stdout-flood": Attack("import os\nfor _ in range(200):\n    os.write(1, b'x' * 2**20)\nreturn None", "function"),
     "patched-comparisons": Attack(
         "import math, numpy, torch\nyes = lambda *args, **kwargs: True\n"
@@ -99,7 +114,7 @@ ATTACKS = {
     "network": Attack("import socket\nconnection = socket.create_connection(('127.0.0.1', PORT), timeout=5)\n"
                       "connection.sendall(b'stolen')\nreturn None", "function"),
     "ignores-sigterm": Attack("import signal, subprocess\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                              "subprocess.Popen(['sh', '-c', 'trap \"\" TERM; sleep 121.333'])\n"
+                              f"subprocess.Popen(['sh', '-c', 'trap \"\" TERM; sleep {SLEEPS['ignores-sigterm']}'])\n"
                               "while True:\n    pass", "function"),
     "atexit-forgery": Attack("import atexit, glob, json, os, sys\n"
                              "def forge():\n    for folder in ['.', OUT_DIR, *glob.glob(OUT_DIR + '/*/*')]:\n"
@@ -107,7 +122,8 @@ ATTACKS = {
                              "        except OSError:\n            pass\n"
                              "atexit.register(forge)\nsys.exit(0)", "function"),
     "daemon-grandchild": Attack("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-                                "        os.execv('/bin/sleep', ['sleep', '122.555'])\n    os._exit(0)\n"
+                                f"        os.execv('/bin/sleep', ['sleep', '{SLEEPS['daemon-grandchild']}'])\n"
+                                "    os._exit(0)\n"
                                 "time.sleep(0.5)\nreturn None", "function"),
     "read-grader-files": Attack(_steal(), "import", on_files=True, base="skeleton"),
     "forge-results": Attack(
@@ -181,14 +197,25 @@ def _snapshot(*folders: Path) -> dict[str, str]:
     return found
 
 
-def _leftovers() -> list[str]:
-    markers = (*WORKER_MARKERS, "120.777", "121.333", "122.555")
+def _leftovers(scratch_root: Path) -> list[str]:
+    """Live processes of this test's own: their command line names the batch's scratch root
+    (wardens, bwrap, workers and their forks) or one of this run's sleeps. Another batch's
+    workers, or another suite's attacks, name neither."""
+    markers = (str(scratch_root), *SLEEPS.values())
     found = []
     for process in psutil.process_iter(["cmdline", "status"]):
         line = " ".join(process.info["cmdline"] or [])
         if process.info["status"] != psutil.STATUS_ZOMBIE and any(marker in line for marker in markers):
             found.append(line[:200])
     return found
+
+
+def _scratch_root() -> Path:
+    """A folder of this batch's own for every scratch folder (TMPDIR), in the system's temporary
+    folder: a worker that runs as another user may pass through it (0o711), not list it."""
+    root = Path(tempfile.mkdtemp(prefix="autograder-adversarial-", dir=tempfile.gettempdir()))
+    root.chmod(0o711)
+    return root
 
 
 def _files_protected(found: containment.Layers) -> str | None:
@@ -230,21 +257,24 @@ def batch(tmp_path_factory):
         if level in _batches:
             return _batches[level]
         mp = pytest.MonkeyPatch()
+        scratch_root = _scratch_root()
         try:
             for name, value in LEVELS[level].items():
                 mp.setenv(name, value)
+            mp.setenv("TMPDIR", str(scratch_root))  # read afresh by the batch's (spawned) processes
             containment.layers.cache_clear()
             found = containment.layers()
-            outcome = _run_batch(level, found, tmp_path_factory.mktemp(f"adversarial-{level}"))
+            outcome = _run_batch(level, found, tmp_path_factory.mktemp(f"adversarial-{level}"), scratch_root)
         finally:
             mp.undo()
             containment.layers.cache_clear()
+            shutil.rmtree(scratch_root, ignore_errors=True)
         _batches[level] = outcome
         return outcome
     return run
 
 
-def _run_batch(level: str, found: containment.Layers, folder: Path) -> BatchOutcome:
+def _run_batch(level: str, found: containment.Layers, folder: Path, scratch_root: Path) -> BatchOutcome:
     class_root, out_dir = folder / "class", folder / "out"
     skipped_files = _files_protected(found)
     listener = Listener()
@@ -269,7 +299,7 @@ def _run_batch(level: str, found: containment.Layers, folder: Path) -> BatchOutc
     results = {path.parent.parent.name: json.loads(path.read_text()) for path in out_dir.glob("*/attention/results.json")}
     listener.server.close()
     any_result = next(iter(results.values()))
-    return BatchOutcome(level, results, skipped_files, changed, _leftovers(), listener.accepted,
+    return BatchOutcome(level, results, skipped_files, changed, _leftovers(scratch_root), listener.accepted,
                         any_result["extra_data"]["protections"])
 
 
@@ -330,3 +360,30 @@ def _solution_marker() -> str:
     skeleton = set(SKELETON.read_text().splitlines())
     return max((line.strip() for line in REFERENCE.read_text().splitlines() if line not in skeleton
                 and "=" in line), key=len)
+
+
+def test_leftovers_are_only_this_tests_own_processes():
+    """What another grade-all on the machine runs (a worker's or a warden's command line, another
+    run's attack) is never this test's leftover; a process naming this test's scratch root or
+    one of its own sleeps is."""
+    scratch_root = _scratch_root()
+    nap = "import time; time.sleep(60)"
+    elsewhere = "/tmp/autograder-someone-else"
+    strangers = [  # the shapes of another batch's processes, which the old check counted
+        [sys.executable, "-s", "-c", f"{nap}; import autograder.worker as w", f"{elsewhere}/job-0.bin", "5"],
+        [sys.executable, "-I", "-S", "-c", nap, str(containment.WARDEN), json.dumps({"cwd": f"{elsewhere}/work"})],
+        ["sleep", "120.777"],
+    ]
+    own = [[sys.executable, "-s", "-c", nap, str(scratch_root / "autograder-x" / "job-0.bin"), "5"],
+           ["sleep", SLEEPS["fork-bomb"]]]
+    started = []
+    try:
+        for argv in strangers + own:  # Popen returns once the program runs: its command line is set
+            started.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        found = _leftovers(scratch_root)
+        assert sorted(found) == sorted(" ".join(argv) for argv in own)
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
+        shutil.rmtree(scratch_root, ignore_errors=True)

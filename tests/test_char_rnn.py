@@ -60,7 +60,6 @@ def test_reference_scores_full_marks_and_the_report_shows_the_loss_curves():
     trained = result.outcome("trained_loss").verdict.message
     assert "threshold 2.2" in trained and "character frequencies only 3.058" in trained
     assert "the previous character only 2.430" in trained
-    assert result.outcome("trained_loss").seconds * 5 < result.outcome("trained_loss").spec.timeout_s
     assert render_html(result, view="student").count("data:image/png;base64,") == 1
     tests = {test["tags"][0]: test for test in results_json(result)["tests"]}
     assert tests["trained_loss"]["visibility"] == "hidden"

@@ -70,7 +70,6 @@ def test_reference_scores_full_marks_and_the_report_shows_the_attention():
     trained = result.outcome("trained_accuracy").verdict.message
     assert "on max examples" in trained and "on min examples" in trained and "threshold 75% for each" in trained
     assert f"epochs x training examples = {8 * 10923}" in trained
-    assert result.outcome("trained_accuracy").seconds * 5 < result.outcome("trained_accuracy").spec.timeout_s
     assert render_html(result, view="student").count("data:image/png;base64,") == 2  # the max and the min example
     tests = {test["tags"][0]: test for test in results_json(result)["tests"]}
     assert tests["trained_accuracy"]["visibility"] == "hidden"

@@ -6,7 +6,6 @@ import ast
 import json
 import subprocess
 import sys
-import time
 
 from conftest import REFERENCE, write_notebook
 
@@ -44,10 +43,8 @@ def student_notebook(path, *extra_cells, counts=None):
 
 def test_a_realistic_student_notebook_gets_full_marks_quickly(tmp_path):
     path = student_notebook(tmp_path / "attention.ipynb")
-    started = time.monotonic()
-    result = grade("attention", path, device="cpu")
+    result = grade("attention", path, device="cpu")  # the training cell, run, would time out the import
     assert result.score == 20, [o.verdict.message for o in result.outcomes if not o.passed]
-    assert time.monotonic() - started < 60  # the training cell would take minutes
     skipped = "\n".join(result.skipped)
     for expected in ("cell 2, line 1: shell command `!pip install einops` removed",
                      "cell 2, line 2: IPython magic `%matplotlib inline` removed",
@@ -98,9 +95,8 @@ def test_whole_notebook_mode_runs_everything_within_the_import_cap(tmp_path):
 
 def test_a_script_with_a_top_level_main_is_graded_without_running_it(submission):
     path = submission(append="\n\ndef main():\n    import time\n    time.sleep(600)\n\n\nmain()\n")
-    started = time.monotonic()
     result = grade("attention", path, device="cpu")
-    assert result.score == 20 and time.monotonic() - started < 60
+    assert result.score == 20  # main(), run, would time out the import
     assert any(line.endswith("top-level call `main(...)` not run") for line in result.skipped)
 
 

@@ -5,6 +5,7 @@ whether the worker ends by itself or the grader asks the warden to stop."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -46,7 +47,7 @@ time.sleep(0.5)
 
 @pytest.mark.parametrize("end", ["raise SystemExit(3)", "time.sleep(60)"])
 def test_nothing_the_worker_started_outlives_it(end):
-    token = f"{time.monotonic_ns() % 10**6}.{len(end)}"
+    token = f"{60 + len(end)}.{os.getpid()}{time.monotonic_ns() % 10**6}"  # this run's own: about a minute
     process = warden(ESCAPE.format(token=token, end=end))
     deadline = time.monotonic() + 20
     while len(alive(token)) < 2 and process.poll() is None:
