@@ -22,7 +22,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.source import SubmissionFormatError, notebook_cells
+from autograder.source import SubmissionFormatError, notebook_cells, read_python
 from autograder.spec import AnalysisSpec
 
 TODO = "TODO: your answer"
@@ -131,7 +131,7 @@ def collect(spec: AnalysisSpec, submission_file: Path | None, folder: Path | Non
                 result.answers += _markdown_answers(spec, cells)
                 code = "\n".join(source if kind == "code" else "" for _, kind, source in cells)
             else:
-                code = submission_file.read_text(encoding="utf-8", errors="replace")
+                code = read_python(submission_file)
         except SubmissionFormatError:
             code = ""  # the grade's notices already say the notebook is unreadable
         string = _variable_value(code, spec.variable, result.problems)

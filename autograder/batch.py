@@ -7,7 +7,9 @@ A job carries the submission's bytes, not its path, and comes back as the text o
 reports: the same job runs unchanged in a local process or on a cluster machine, and only
 this process writes into the output folder (atomically). A pair is skipped when its
 ``results.json`` records the same key: a hash of the submission's files and of the grader
-(package, assignment folder, reference solution, torch version, device).
+(package, assignment folder, reference solution, torch version, device). The files are hashed
+as handed in, a notebook's outputs included: its report names their size, and a key that
+left something out could keep a stale grade, where one that counts too much only regrades.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from rich.progress import (
 
 from autograder.pipeline import SUBMISSION_SUFFIXES, GraderError
 from autograder.report import write_atomic
+from autograder.size import SubmissionTooLarge, check_size, submission_files, without_outputs
 from autograder.spec import ASSIGNMENTS_DIR, SOLUTIONS_DIR, SpecError, load_spec
 
-MAX_SUBMISSION_BYTES = 20 * 2**20  # per pair: a notebook with its images fits many times over
 DASK_CONNECT_TIMEOUT_S = 20
 SUMMARY_FILES = ("index.html", "grades.csv")  # written into the output folder beside the student folders
 _GRADER_SKIP = {"bugs", "calibration", "__pycache__"}
@@ -54,6 +56,7 @@ class Job:
     key: str
     device: str
     timeout_scale: float = 1.0  # multiplies every time cap (tests keep runaway cases short)
+    notices: tuple[str, ...] = ()  # for the student, from reading the files here (big outputs)
 
 
 @dataclass
@@ -159,11 +162,19 @@ def find_jobs(root: Path, names: list[str], device: str, summary: BatchSummary) 
                 summary.problems.append((entry.name, f"{name}: found {', '.join(p.name for p in candidates)}; "
                                                      f"graded {chosen.name}"))
             try:
+                notices = tuple(check_size(chosen))  # the size rule of `grade` too
                 files = _read_submission(chosen)
+            except SubmissionTooLarge as error:
+                summary.problems.append((entry.name, f"{name}: {chosen.name} not graded: {error}"))
+                continue
             except (OSError, ValueError) as error:
                 summary.problems.append((entry.name, f"{name}: {chosen.name} could not be read ({error})"))
                 continue
-            jobs.append(Job(entry.name, name, files, chosen.is_dir(), _job_key(name, files, device), device))
+            key = _job_key(name, files, device)  # of the files as handed in, outputs included
+            if notices:  # big outputs: graded without them (nothing reads them), so jobs stay small
+                files = tuple((file, without_outputs(data) if file.endswith(".ipynb") else data)
+                              for file, data in files)
+            jobs.append(Job(entry.name, name, files, chosen.is_dir(), key, device, notices=notices))
         for extra in sorted(set(entry.iterdir()) - claimed):
             if not extra.name.startswith("."):
                 summary.problems.append((entry.name, f"{extra.name}: unexpected file, ignored (submissions are "
@@ -175,14 +186,7 @@ def find_jobs(root: Path, names: list[str], device: str, summary: BatchSummary) 
 
 
 def _read_submission(path: Path) -> tuple[tuple[str, bytes], ...]:
-    if path.is_dir():
-        files = tuple((p.name, p.read_bytes()) for p in sorted(path.iterdir()) if p.is_file())
-    else:
-        files = ((path.name, path.read_bytes()),)
-    size = sum(len(data) for _, data in files)
-    if size > MAX_SUBMISSION_BYTES:
-        raise ValueError(f"{size / 2**20:.0f} MB, more than the {MAX_SUBMISSION_BYTES // 2**20} MB a submission may be")
-    return files
+    return tuple((p.name, p.read_bytes()) for p in submission_files(path))
 
 
 def _job_key(assignment: str, files, device: str) -> str:
@@ -239,6 +243,7 @@ def grade_job(job: Job) -> JobResult:
                 (target / name).write_bytes(data)
             submission = target if job.folder else target / job.files[0][0]
             result = grade(spec, submission, device=job.device, timeout_scale=job.timeout_scale)
+        result.notices += [notice for notice in job.notices if notice not in result.notices]
         result.facts["grade_key"] = job.key
         result.facts["student"] = job.student
         return JobResult(job.student, job.assignment, render_reports(result))

@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 
 from autograder.pipeline import GraderError
-from autograder.spec import AssignmentSpec, SpecError, load_spec
+from autograder.spec import AssignmentSpec, SpecError, load_spec, student_requirements
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -84,24 +84,21 @@ def zip_files(spec: AssignmentSpec) -> dict[str, tuple[bytes, int]]:
 
 def requirements(spec: AssignmentSpec) -> str:
     """requirements.txt pinned to this environment: the grader's packages, torch as the CPU
-    build, and whatever of the assignment's allowed imports is installed here."""
+    build, and every library of the assignment's allowed imports (pinned where installed here,
+    else with its range from student_libraries.txt: the image must offer what the handout lists)."""
     lines = [f"# Pinned to the environment that built this zip (Python {platform.python_version()}).",
              "# torch comes from PyTorch's CPU index (no CUDA libraries); setup.sh installs it first.",
              f"--extra-index-url {TORCH_CPU_INDEX}"]
-    pinned = {name: _installed_version(name) for name in GRADER_PACKAGES}
-    owners, missing = metadata.packages_distributions(), []
+    pinned = {name: f"{name}=={_installed_version(name)}" for name in GRADER_PACKAGES}
+    owners, offered = metadata.packages_distributions(), student_requirements()
     for module in spec.allowed_imports:  # what students may import (torch, numpy, seaborn, ...)
         if module in sys.stdlib_module_names or module in pinned:
             continue
-        if module not in owners:
-            missing.append(module)
         for dist in owners.get(module, []):
-            pinned.setdefault(dist, _installed_version(dist))
-    lines += [f"{name}=={version}" for name, version in pinned.items()]
-    if missing:
-        lines.append(f"# Students may import {', '.join(missing)}, but the building environment lacks "
-                     "them, so they are not pinned (not installed): add them here to offer them.")
-    return "\n".join(lines) + "\n"
+            pinned.setdefault(dist, f"{dist}=={_installed_version(dist)}")
+        if module not in owners:  # not installed where the zip is built: required all the same
+            pinned[module] = offered.get(module, module)
+    return "\n".join(lines + list(pinned.values())) + "\n"
 
 
 def _installed_version(name: str) -> str:

@@ -42,6 +42,7 @@ class WorkerJob:
     helper_files: list[Path] = field(default_factory=list)  # other .py files of a folder submission
     submission_text: str | None = None  # what to import as <stem>.py (its definitions); None: the file as is
     helper_texts: dict[str, str] = field(default_factory=dict)  # helper file name -> its definitions
+    substitutes: dict = field(default_factory=dict)  # substitutes.install's arguments: stand_ins, placeholders, offered
 
 
 
@@ -56,7 +57,7 @@ class WorkerProcess:
             "assignment": job.assignment, "check_sources": sources,
             "submission_file": str(submission),
             "checks": [{"name": name, "inputs": job.inputs[name]} for name in checks],
-            "seed": job.seed, "device": job.device,
+            "seed": job.seed, "device": job.device, "substitutes": job.substitutes,
             "memory_mb": job.limits.memory_mb, "torch_threads": job.limits.torch_threads,
             "stdout_cap": job.limits.output_kb * 1024, "result_bytes": job.limits.result_mb * 2**20,
             "cpu_s": _cpu_budget_s(job, checks), "file_mb": job.limits.file_mb,

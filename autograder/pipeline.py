@@ -21,7 +21,8 @@ from autograder.check import CheckContext, StaticCheck, import_file, load_checks
 from autograder.isolate import WorkerJob, planned_protections, run_in_worker
 from autograder.probe import run_probe
 from autograder.score import CheckOutcome, GradeResult, score_checks
-from autograder.source import SubmissionFormatError, prepare
+from autograder.size import SubmissionTooLarge, check_size
+from autograder.source import ReductionFault, SubmissionFormatError, prepare
 from autograder.spec import AssignmentSpec, SpecError, load_spec
 from autograder.verdict import decide, verdict_from_error
 
@@ -49,17 +50,25 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     device = resolve_device(device)
     seed = spec.seed if seed is None else seed
     submission_file, helpers, notices = locate_submission(spec, Path(submission))
+    too_large = None
+    try:  # the size rule grade-all applies too (check_size): outputs never count
+        notices += check_size(Path(submission))
+    except SubmissionTooLarge as error:
+        too_large = str(error)
+        notices.append(f"Not graded: {too_large}")
     written = None
-    if spec.analysis is not None:  # answers in words, read from the text (never run), graded by hand
+    if spec.analysis is not None and too_large is None:  # answers in words, read from the text (never run), graded by hand
         written = collect_analysis(spec.analysis, submission_file, Path(submission) if Path(submission).is_dir() else None)
         notices.append(written.notice())
     prepared, unreadable = None, None
-    if submission_file is not None:
+    if submission_file is not None and too_large is None:
         try:  # a notebook or script reduced to its definitions, see source.py and reduce.py
             prepared = prepare(submission_file, top_level or spec.top_level)
         except SubmissionFormatError as error:
             unreadable = str(error)
             notices.append(unreadable)
+        except ReductionFault as error:  # the grader's fault: "grader failed", regraded after the fix
+            raise GraderError(str(error)) from None
     clock.lap("spec_s")
 
     analysis = static.analyse_submission(spec, prepared, helpers) if prepared else None
@@ -72,7 +81,8 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
     inputs = {name: checks[name].inputs(contexts[name]) for name in runtime}
     clock.lap("inputs_s")
 
-    blocker = (unreadable and "your notebook could not be read") or (
+    blocker = (too_large and "your submission is too large to grade") or (
+        unreadable and "your notebook could not be read") or (
         "no submission file was found" if prepared is None else static.blocker(analysis))
     probes, run = {}, None
     if blocker is None and runtime:
@@ -80,6 +90,7 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
         run = run_in_worker(WorkerJob(
             assignment=spec.name, assignment_folder=spec.folder, submission_file=submission_file,
             helper_files=helpers, submission_text=prepared.run_text, helper_texts=_helper_definitions(helpers, top_level or spec.top_level),
+            substitutes=static.substitutes(analysis, spec),
             inputs=inputs, seed=seed, device=device,
             limits=limits, timeouts={name: spec.check(name).timeout_s * timeout_scale for name in runtime}))
         probes = run.probes
@@ -120,7 +131,10 @@ def grade(assignment: str | Path | AssignmentSpec, submission: str | Path, *, de
 def _helper_definitions(helpers: list[Path], top_level: str) -> dict[str, str]:
     """A folder submission's helper modules, reduced like the main file (one that does not
     parse is left as it is: its import reports the error)."""
-    return {helper.name: prepare(helper, top_level).run_text for helper in helpers}
+    try:
+        return {helper.name: prepare(helper, top_level).run_text for helper in helpers}
+    except ReductionFault as error:
+        raise GraderError(str(error)) from None
 
 
 def resolve_device(device: str) -> str:

@@ -25,7 +25,7 @@ STUDENT_FILES = PACKAGE_DIR / "student_files"  # conftest.py, test_public.py, py
 # The runtime the public tests import; none of these may import psutil, jinja2, rich or jsonschema.
 VENDORED = ("__init__.py", "check.py", "spec.py", "probe.py", "verdict.py", "wire.py", "static.py",
             "score.py", "reduce.py", "source.py", "local.py", "pytest_public.py", "figures.py",
-            "sampling.py", "corpus.py")
+            "sampling.py", "corpus.py", "substitutes.py", "student_libraries.txt")
 
 
 def student_files(spec: AssignmentSpec, skeleton_text: str) -> dict[str, str | bytes | Path]:

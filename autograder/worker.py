@@ -58,6 +58,12 @@ def main(argv: list[str], torch_import_s: float = 0.0) -> None:
 
     send("hello", torch_import_s=torch_import_s, seccomp=seccomp_problem)
 
+    from autograder import (
+        substitutes,  # stand-ins (wandb, google.colab) and placeholders, before the import
+    )
+
+    substitutes.install(**job.get("substitutes", {}))
+
     # Import the submission with the random state saved and restored around it.
     captured = _CappedText(job["stdout_cap"])
     t0 = time.perf_counter()

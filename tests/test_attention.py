@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import time
 
 import pytest
 from conftest import BUGS, REFERENCE, SKELETON, caught_by, requires_cuda
@@ -72,12 +71,10 @@ def test_os_exit_inside_one_function_costs_only_its_checks(submission):
 def test_endless_loop_in_one_function_times_out_and_the_rest_is_graded(submission):
     path = submission(replace={"    scores = Q @ K.transpose(-2, -1)\n    weights_unscaled":
                                "    while True:\n        pass\n    scores = Q @ K.transpose(-2, -1)\n    weights_unscaled"})
-    started = time.monotonic()
     result = grade("attention", path, device="cpu", timeout_scale=0.15)
     cap = result.spec.check("scaling_demo").timeout_s * 0.15
     assert failed(result) == ["scaling_demo"]
     assert f"did not finish within this check's {cap:g} s limit" in result.outcome("scaling_demo").verdict.message
-    assert time.monotonic() - started < cap + 30
 
 
 def test_endless_loop_at_import_fails_within_the_import_cap(submission):
@@ -96,16 +93,6 @@ def test_missing_function_costs_its_checks_and_says_which_name(submission):
     assert failed(result) == ["scaling_demo"]
     assert "does not define `softmax_with_and_without_scaling`" in result.outcome("scaling_demo").verdict.message
     assert any("`softmax_with_and_without_scaling`" in notice for notice in result.notices)
-
-
-def test_import_of_a_module_the_course_does_not_offer_gives_one_message(submission):
-    path = submission(replace={"import torch\n": "import torch\nimport sklearn\n"})
-    line = path.read_text().splitlines().index("import sklearn") + 1
-    result = grade("attention", path, device="cpu")
-    assert result.score == 0 and result.facts["workers_started"] == 0
-    assert [n for n in result.notices if "`sklearn`" in n]
-    assert result.outcome("shapes").verdict.message == (
-        f"not run: your file imports `sklearn` (line {line}), which the grading environment does not offer")
 
 
 def test_submission_runs_only_in_the_worker_and_the_grade_is_deterministic(submission):

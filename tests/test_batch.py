@@ -173,6 +173,58 @@ def test_a_folder_submission_is_graded_with_its_helper_files(tmp_path):
     assert json.loads((tmp_path / "out" / "alice" / "attention" / "results.json").read_text())["score"] == 20
 
 
+def attention_notebook(path: Path, *, output_mb: int = 0, padding_mb: int = 0) -> Path:
+    """solutions/attention.py as one code cell (plus ``padding_mb`` MB of comment lines), with
+    ``output_mb`` MB of PNG in the cell's outputs, as a notebook run with plots is."""
+    import base64
+
+    import nbformat
+
+    code = REFERENCE.read_text() + "\n".join(["# " + "x" * 1022] * (padding_mb * 1024))
+    cell = nbformat.v4.new_code_cell(code, execution_count=1)
+    if output_mb:
+        png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + os.urandom(output_mb * 3 * 2**18)).decode()
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png})]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(nbformat.writes(nbformat.v4.new_notebook(cells=[cell])))
+    return path
+
+
+def test_outputs_never_count_against_the_size_limit_only_the_code_does(tmp_path):
+    from autograder.pipeline import grade
+    from autograder.size import MAX_CODE_BYTES, MAX_FILE_BYTES
+
+    root, out = tmp_path / "submissions", tmp_path / "out"
+    plots = attention_notebook(root / "erin" / "attention.ipynb", output_mb=30)
+    assert plots.stat().st_size > 30 * 2**20
+    padded = attention_notebook(root / "fred" / "attention.ipynb", padding_mb=MAX_CODE_BYTES // 2**20 + 1)
+    huge = root / "gina" / "attention.py"
+    huge.parent.mkdir()
+    with huge.open("wb") as stream:  # sparse: nothing is written, nothing may read it
+        stream.truncate(MAX_FILE_BYTES + 2**20)
+    summary = grade_all(root, out, workers=1, names=["attention"], device="cpu")
+    assert summary.graded == [("erin", "attention")] and summary.completed
+    document = json.loads((out / "erin" / "attention" / "results.json").read_text())
+    assert document["score"] == 20, document["output"]
+    notice = "attention.ipynb carries 30 MB of cell outputs (plots, printed text): outputs are not graded; clear outputs to keep the file small"
+    assert notice in document["output"] and notice in (out / "erin" / "attention" / "student_report.html").read_text()
+    # the key is of the file as handed in, outputs included (the notice names their size)
+    assert document["extra_data"]["grade_key"] == batch._job_key("attention", (("attention.ipynb", plots.read_bytes()),), "cpu")
+    problems = dict(summary.problems)
+    assert problems["fred"].startswith("attention: attention.ipynb not graded: the code of attention.ipynb is 21 MB, "
+                                       "more than the 20 MB graded (what counts: .py files whole, and a "
+                                       "notebook's code cells, never their outputs")
+    assert problems["gina"].startswith("attention: attention.py not graded: attention.py is 201 MB, more than the "
+                                       "200 MB a submission may be as handed in")
+    assert grade_all(root, out, workers=1, names=["attention"], device="cpu").reused == [("erin", "attention")]
+    [job] = batch.find_jobs(root, ["attention"], "cpu", BatchSummary(out))
+    assert len(job.files[0][1]) < 2**20 and job.notices  # the job carries the code, not the plots
+    for path in (padded, huge):  # `grade` applies the same rule: zero, with the same message
+        alone = grade("attention", path, device="cpu")
+        assert alone.score == 0 and f"Not graded: {problems[path.parent.name].split(' not graded: ')[1]}" in alone.notices
+        assert alone.outcomes[0].verdict.message == "not run: your submission is too large to grade"
+
+
 def test_cli_grade_all_reports_a_missing_root_and_a_scheduler_without_dask(tmp_path):
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "autograder", "grade-all", *args],

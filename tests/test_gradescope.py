@@ -18,7 +18,7 @@ from conftest import BUGS, REFERENCE, REPO
 
 from autograder import gradescope
 from autograder.pipeline import GraderError
-from autograder.spec import load_spec
+from autograder.spec import load_spec, student_requirements
 
 SCHEMA = json.loads((REPO / "autograder" / "schemas" / "gradescope_results.schema.json").read_text())
 MASK_INVERTED = next(path for path in BUGS if path.stem == "mask_inverted")
@@ -73,11 +73,18 @@ def test_requirements_pin_this_environment_with_the_cpu_torch(built):
     assert f"torch=={metadata.version('torch').split('+')[0]}" in lines and "+" not in text
     for name in ("numpy", "matplotlib", "jinja2", "rich", "jsonschema", "psutil", "nbformat"):
         assert f"{name}=={metadata.version(name)}" in lines
-    for name in ("seaborn", "pandas", "tqdm", "einops"):  # what students may import
+    for name, requirement in student_requirements().items():  # what students may import, always
         try:
-            assert f"{name}=={metadata.version(name)}" in lines
+            assert f"{name}=={metadata.version(name).split('+')[0]}" in lines
         except metadata.PackageNotFoundError:
-            assert any(line.startswith("# Students may import") and name in line for line in lines)
+            assert requirement in lines
+
+
+def test_a_student_library_missing_where_the_zip_is_built_is_still_required(monkeypatch):
+    real = metadata.packages_distributions
+    monkeypatch.setattr(metadata, "packages_distributions",
+                        lambda: {key: value for key, value in real().items() if key != "einops"})
+    assert "einops>=0.6" in gradescope.requirements(load_spec("attention")).splitlines()
 
 
 def test_a_local_tag_is_stripped_from_the_torch_pin(monkeypatch):

@@ -40,19 +40,37 @@ def test_comments_strings_and_code_outside_the_scope_do_not_count():
     assert len(run(source, scope=()).forbidden) == 1  # an empty scope means the whole file
 
 
-def test_missing_names_and_disallowed_imports():
-    source = "import torch\nimport scipy.special\nfrom sklearn import metrics\ndef scaled_dot_product_attention(q):\n    pass\n"
+def test_missing_names_and_modules_that_get_a_placeholder():
+    source = ("import torch\nimport scipy.special\nfrom sklearn import metrics\n"
+              "def scaled_dot_product_attention(q):\n    import sklearn.metrics\n    import no_such_module_here\n")
     result = run(source)
     assert result.missing == ["softmax_with_and_without_scaling"]
-    assert result.disallowed_imports == [("scipy", 2), ("sklearn", 3)]
+    assert result.placeholders == {"scipy": 2, "sklearn": 3, "no_such_module_here": 6} and result.stand_ins == {}
 
 
-def test_standard_library_and_guarded_optional_imports_are_fine():
+def test_an_allowed_module_that_is_not_installed_gets_a_placeholder():
+    result = run("import torch\nimport not_installed_anywhere as nia\n", allowed=("torch", "not_installed_anywhere"))
+    assert result.placeholders == {"not_installed_anywhere": 2}
+
+
+def test_logging_and_display_tools_get_stand_ins_wherever_they_are_imported():
+    source = ("from google.colab import drive\nimport wandb\nfrom torch.utils.tensorboard import SummaryWriter\n"
+              "from torch.utils import tensorboard\nfrom IPython.display import clear_output\n"
+              "try:\n    import tensorboardX\nexcept ImportError:\n    pass\n"
+              "def scaled_dot_product_attention(q):\n    from tqdm.notebook import tqdm\n    return q\n")
+    result = run(source)
+    assert result.stand_ins == {"google.colab": 1, "wandb": 2, "torch.utils.tensorboard": 3, "IPython": 5,
+                                "tensorboardX": 7, "tqdm.notebook": 11}
+    assert result.placeholders == {}
+
+
+def test_standard_library_and_guarded_optional_imports_keep_their_real_outcome():
     source = ("import math, json, collections\n"
-              "try:\n    import wandb\nexcept ImportError:\n    wandb = None\n"
+              "try:\n    import sklearn\nexcept ImportError:\n    sklearn = None\n"
               "def scaled_dot_product_attention(q):\n    import os\n    return q\n"
-              "if __name__ == '__main__':\n    import scipy\n")
-    assert run(source).disallowed_imports == []
+              "if __name__ == '__main__':\n    import scipy\n    import wandb\n")
+    result = run(source)
+    assert result.placeholders == {} and result.stand_ins == {}
 
 
 def test_syntax_error_is_located():

@@ -16,7 +16,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS_DIR = REPO_ROOT / "assignments"
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-DEFAULT_ALLOWED_IMPORTS = ("torch", "numpy", "matplotlib", "seaborn", "pandas", "tqdm", "einops")
+STUDENT_LIBRARIES = Path(__file__).resolve().parent / "student_libraries.txt"
+
+
+def student_requirements() -> dict[str, str]:
+    """Import name -> requirement (``seaborn>=0.12``), from student_libraries.txt."""
+    lines = (line.split("#", 1)[0].strip() for line in STUDENT_LIBRARIES.read_text(encoding="utf-8").splitlines())
+    return {re.match(r"[A-Za-z0-9_.-]+", line).group(0): line for line in lines if line}
+
+
+DEFAULT_ALLOWED_IMPORTS = tuple(student_requirements())  # torch, numpy, matplotlib, seaborn, pandas, tqdm, einops
 TOP_LEVEL = ("definitions", "all")
 
 

@@ -71,8 +71,8 @@ def definitions_only(text: str) -> Reduction:
     tree = ast.parse(text)
     aliases = import_aliases(tree, ())
     own = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    lines = text.splitlines()
     reduction = Reduction(text)
+    skipped_nodes = []
     kept_bound: set[str] = set()
     skipped_bound: dict[str, Skipped] = {}
     for node in tree.body:
@@ -88,8 +88,8 @@ def definitions_only(text: str) -> Reduction:
         reduction.skipped.append(skipped)
         for name in skipped.binds:
             skipped_bound[name] = skipped
-        _blank(lines, node)
-    reduction.text = "\n".join(lines) + "\n"
+        skipped_nodes.append(node)
+    reduction.text = _replace_with_pass(text, skipped_nodes)
     reduction.only_skipped_set = {name: s for name, s in skipped_bound.items() if name not in kept_bound}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -240,15 +240,49 @@ def _is_main_guard(node: ast.AST) -> bool:
             and test.left.id == "__name__")
 
 
-def _blank(lines: list[str], node: ast.stmt) -> None:
-    """Replace the statement's text with `pass`, keeping every other line where it was."""
-    first, last = node.lineno - 1, node.end_lineno - 1
-    start = node.col_offset
-    if first == last:
-        lines[first] = lines[first][:start] + "pass" + lines[first][node.end_col_offset:]
-        return
-    rest = lines[last][node.end_col_offset:]
-    lines[first] = lines[first][:start] + "pass"
-    for index in range(first + 1, last):
-        lines[index] = ""
-    lines[last] = f"pass{rest}" if rest.strip() else ""
+def _replace_with_pass(text: str, statements: list[ast.stmt]) -> str:
+    """Each statement's text becomes `pass`; every other character stays where it was (same
+    lines, same line endings). ``ast`` columns are UTF-8 byte offsets, so they are turned into
+    character offsets on each line, and statements are replaced from the last to the first so
+    that a replacement never shifts the offsets of one still to come on the same line."""
+    lines = split_lines(text)
+    for node in sorted(statements, key=lambda n: (n.lineno, n.col_offset), reverse=True):
+        first, last = node.lineno - 1, node.end_lineno - 1
+        start = _character_offset(lines[first], node.col_offset)
+        end = _character_offset(lines[last], node.end_col_offset)
+        if first == last:
+            lines[first] = lines[first][:start] + "pass" + lines[first][end:]
+            continue
+        rest, ending = _without_ending(lines[last][end:])
+        lines[first] = lines[first][:start] + "pass" + _without_ending(lines[first])[1]
+        for index in range(first + 1, last):
+            lines[index] = _without_ending(lines[index])[1]
+        # what follows the statement on its last line (`; y = 2`) needs a statement before it; an
+        # empty last line with no line ending would not count as a line at all
+        follows = rest.strip() and not rest.lstrip().startswith("#")
+        lines[last] = ("pass" + rest if follows or not (rest or ending) else rest) + ending
+    return "".join(lines)
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of ``text`` as Python's tokenizer counts them, each with its ending: only
+    ``\\n``, ``\\r\\n`` and ``\\r`` end a line (``str.splitlines`` also splits at form feeds and
+    Unicode separators, which Python reads as ordinary characters)."""
+    return _LINE.findall(text)
+
+
+def line_texts(text: str) -> list[str]:
+    """:func:`split_lines` without the line endings."""
+    return [_without_ending(line)[0] for line in split_lines(text)]
+
+
+def _without_ending(line: str) -> tuple[str, str]:
+    body = line.rstrip("\r\n")
+    return body, line[len(body):]
+
+
+def _character_offset(line: str, byte_offset: int) -> int:
+    return len(line.encode("utf-8", "surrogatepass")[:byte_offset].decode("utf-8", "surrogatepass"))

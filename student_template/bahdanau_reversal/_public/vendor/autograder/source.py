@@ -14,12 +14,14 @@ a block).
 from __future__ import annotations
 
 import ast
+import io
 import json
 import re
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.reduce import Reduction, definitions_only
+from autograder.reduce import Reduction, definitions_only, line_texts
 
 PYTHON_CELL_MAGICS = ("time", "timeit", "capture", "prun", "debug")  # their body is Python
 _ASSIGNED_SHELL = re.compile(r"^\s*([A-Za-z_][\w, ]*)=\s*[!%]")
@@ -28,6 +30,11 @@ _HELP = re.compile(r"^\s*(\?\??[\w.]+|[\w.]+\?\??)\s*$")
 
 class SubmissionFormatError(Exception):
     """The file cannot be read as a submission at all (bad JSON, wrong nbformat, no code)."""
+
+
+class ReductionFault(Exception):
+    """The reduction to definitions turned text that parses into text that does not: a grader
+    bug, never the student's syntax error."""
 
 
 @dataclass
@@ -60,31 +67,54 @@ def read_submission(path: Path) -> SubmissionSource:
     """Read ``path`` (.py or .ipynb); raises :class:`SubmissionFormatError` with a plain message."""
     if path.suffix == ".ipynb":
         return _read_notebook(path)
-    text = path.read_text(encoding="utf-8", errors="replace")
-    cleaned, removed, bound = _clean_ipython(text.splitlines(), None)
+    text = read_python(path)
+    cleaned, removed, bound = _clean_ipython(line_texts(text), None)
     source = SubmissionSource(path, text, SourceMap([(None, n) for n in range(1, len(cleaned) + 1)]), False)
     if removed and _parses("\n".join(cleaned)):  # e.g. a script exported from Colab with `!pip` lines
         source.text, source.removed, source.shell_bound = "\n".join(cleaned) + "\n", removed, bound
     return source
 
 
+_CODING = re.compile(r"^([ \t\f]*#.*?coding[:=][ \t]*)([-\w.]+)", re.MULTILINE)
+
+
+def read_python(path: Path) -> str:
+    """A ``.py`` file's text as Python reads it: the encoding its declaration or byte-order mark
+    names (UTF-8 otherwise), without the mark. The text is later staged as UTF-8, so a
+    declaration of another encoding is rewritten to say so (a comment; no line moves)."""
+    raw = path.read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+        text = raw.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError):  # Python would refuse it; the parse says where
+        encoding, text = "utf-8", raw.decode("utf-8", errors="replace")
+    text = text.removeprefix("\ufeff")
+    if encoding not in ("utf-8", "utf-8-sig"):
+        head, newline, tail = text.partition("\n")
+        second, newline2, tail = tail.partition("\n")
+        head, second = (_CODING.sub(r"\1utf-8", line, count=1) for line in (head, second))
+        text = head + newline + second + newline2 + tail
+    return text
+
+
 def code_cells(path: Path) -> list[tuple[int, str, int | None]]:
     """(cell number counted from the top including markdown, source, execution count) of
     every code cell; the number is what a student counts when scrolling the notebook."""
     return [(number, cell.source, cell.get("execution_count"))
-            for number, cell in enumerate(_notebook(path).cells, start=1) if cell.cell_type == "code"]
+            for number, cell in enumerate(load_notebook(path).cells, start=1) if cell.cell_type == "code"]
 
 
 def notebook_cells(path: Path) -> list[tuple[int, str, str]]:
     """(cell number, cell type: "code", "markdown" or "raw", source) of every cell."""
-    return [(number, cell.cell_type, cell.source) for number, cell in enumerate(_notebook(path).cells, start=1)]
+    return [(number, cell.cell_type, cell.source) for number, cell in enumerate(load_notebook(path).cells, start=1)]
 
 
-def _notebook(path: Path):
+def load_notebook(path: Path):
+    """The notebook at ``path`` (nbformat 4 node); raises SubmissionFormatError with a plain message."""
     import nbformat  # only needed for notebooks
 
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is allowed
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SubmissionFormatError(f"{path.name} is not a readable notebook (invalid JSON: {error}). "
                                     "Open it in Jupyter and save it again, or submit a .py file.") from None
@@ -108,7 +138,7 @@ def _read_notebook(path: Path) -> SubmissionSource:
     source = SubmissionSource(path, "", SourceMap(), True)
     chunks = []
     for number, text, _ in cells:
-        lines, removed, bound = _clean_ipython(text.splitlines(), number)
+        lines, removed, bound = _clean_ipython(line_texts(text.removeprefix("\ufeff")), number)
         source.removed += removed
         source.shell_bound |= bound
         error = _syntax_error("\n".join(lines))
@@ -244,6 +274,11 @@ def prepare(path: Path, top_level: str = "definitions") -> Prepared:
     if top_level == "all" or _syntax_error(source.text) is not None:
         return Prepared(source, source.text, None)  # a syntax error is reported by static analysis
     reduction = definitions_only(source.text)
+    broken = _syntax_error(reduction.text)
+    if broken is not None:
+        raise ReductionFault(f"reducing {path.name} to its definitions broke code that parses (line "
+                             f"{broken.lineno}: {broken.msg}); this is a grader bug, not the student's: "
+                             "report it; the submission is graded again once it is fixed")
     return Prepared(source, reduction.text, reduction)
 
 

@@ -1,7 +1,7 @@
 """Static analysis of a submission's source: read its syntax tree, never run it.
 
-Finds syntax errors, which required names are missing, imports of modules the grading
-environment does not offer, and uses of forbidden calls. A forbidden name is caught however
+Finds syntax errors, which required names are missing, which imports need a stand-in or a
+placeholder in the worker (see :mod:`autograder.substitutes`), and uses of forbidden calls. A forbidden name is caught however
 it was imported (``import torch.nn.functional as F``, ``from torch.nn import
 MultiheadAttention as M``, a module-level alias ``sdpa = F.scaled_dot_product_attention``),
 and within a scope the search follows the file's own helper functions and classes that the
@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from autograder.substitutes import logging_tool
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,14 @@ class StaticAnalysis:
     syntax_error: dict | None = None  # {"line", "at", "column", "message", "code"}
     defined: set[str] = field(default_factory=set)
     missing: list[str] = field(default_factory=list)
-    disallowed_imports: list[tuple[str, int]] = field(default_factory=list)  # (module, line)
+    stand_ins: dict[str, int | str] = field(default_factory=dict)  # logging tool -> line (then "cell 2, line 1")
+    placeholders: dict[str, int | str] = field(default_factory=dict)  # unavailable top-level module -> line
     forbidden: list[ForbiddenUse] = field(default_factory=list)
 
 
 def analyse(source: str, filename: str, *, required: tuple[str, ...], allowed_imports: tuple[str, ...],
-            forbidden: tuple[str, ...], scope: tuple[str, ...]) -> StaticAnalysis:
+            forbidden: tuple[str, ...], scope: tuple[str, ...], local_modules: tuple[str, ...] = ()) -> StaticAnalysis:
+    """``local_modules``: the other modules of a folder submission, which it may import."""
     result = StaticAnalysis()
     try:
         tree = ast.parse(source, filename=filename)
@@ -55,7 +60,7 @@ def analyse(source: str, filename: str, *, required: tuple[str, ...], allowed_im
     top_level = _top_level_definitions(tree)
     result.defined = set(top_level) | _top_level_assigned(tree)
     result.missing = [name for name in required if name not in result.defined]
-    result.disallowed_imports = _disallowed_imports(tree, allowed_imports)
+    result.stand_ins, result.placeholders = _substituted_imports(tree, allowed_imports, local_modules)
     if forbidden:
         result.forbidden = _forbidden_uses(source, tree, top_level, forbidden, scope)
     return result
@@ -78,30 +83,43 @@ def _top_level_assigned(tree: ast.Module) -> set[str]:
     return names
 
 
-def _disallowed_imports(tree: ast.Module, allowed: tuple[str, ...]) -> list[tuple[str, int]]:
-    """Imports of modules outside the allowed list and the standard library, except those
-    guarded by ``try: ... except ImportError`` (an optional dependency is fine) and those in
-    an ``if __name__ == "__main__":`` block (never run by the grader)."""
+def _substituted_imports(tree: ast.Module, allowed: tuple[str, ...], local: tuple[str, ...]) -> tuple[dict, dict]:
+    """(logging tool -> first line, module -> first line): the imports that get a stand-in (wandb,
+    google.colab, ...; wherever they are) and those that get a placeholder: modules outside the
+    allowed list and the standard library, or allowed but not installed here. An import guarded
+    by ``try: ... except ImportError`` keeps its real outcome (the file handles a missing module
+    itself), and one in an ``if __name__ == "__main__":`` block never runs."""
     ok = set(allowed) | set(sys.stdlib_module_names) | {"__future__"}
-    guarded = set()
+    guarded, never_run = set(), set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Try) and _catches_import_error(node) or _is_main_guard(node):
+        if isinstance(node, ast.Try) and _catches_import_error(node):
             guarded.update(id(inner) for child in node.body for inner in ast.walk(child))
-    found = []
+        if _is_main_guard(node):
+            never_run.update(id(inner) for child in node.body for inner in ast.walk(child))
+    stand_ins, placeholders = {}, {}
     for node in ast.walk(tree):
-        if id(node) in guarded:
-            continue
         if isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules = [node.module]
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]  # `from torch.utils import tensorboard`
         else:
             continue
-        for module in modules:
-            root = module.split(".")[0]
-            if root not in ok and (root, node.lineno) not in found:
-                found.append((root, node.lineno))
-    return found
+        if id(node) in never_run:
+            continue
+        tools = [tool for tool in map(logging_tool, modules) if tool]
+        for tool in tools:
+            stand_ins.setdefault(tool, node.lineno)
+        root = modules[0].split(".")[0]
+        if not tools and id(node) not in guarded and root not in local and (root not in ok or not _installed(root)):
+            placeholders.setdefault(root, node.lineno)
+    return stand_ins, placeholders
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _is_main_guard(node: ast.AST) -> bool:
@@ -209,17 +227,29 @@ def forbidden_in_helper(source: str, filename: str, forbidden: tuple[str, ...]) 
 def analyse_submission(spec, prepared, helpers: list[Path]) -> StaticAnalysis:
     """Everything above for a prepared submission (see :mod:`autograder.source`) and the
     helper modules of a folder submission, with lines named as the student sees them."""
+    from autograder.source import read_python  # source imports this module (through reduce)
+
     local_modules = tuple(path.stem for path in helpers)  # a folder submission's own modules
     analysis = analyse(prepared.run_text, prepared.source.path.name, required=spec.required_names,
-                       allowed_imports=spec.allowed_imports + local_modules, forbidden=spec.forbidden.calls,
+                       allowed_imports=spec.allowed_imports, local_modules=local_modules, forbidden=spec.forbidden.calls,
                        scope=spec.forbidden.scope)
     analysis.forbidden = [dataclasses.replace(use, at=prepared.label(use.line)) for use in analysis.forbidden]
     for helper in helpers:
-        analysis.forbidden += forbidden_in_helper(helper.read_text(encoding="utf-8", errors="replace"),
-                                                  helper.name, spec.forbidden.calls)
+        text = read_python(helper)
+        analysis.forbidden += forbidden_in_helper(text, helper.name, spec.forbidden.calls)
+        try:  # a helper's imports get stand-ins and placeholders too, named by its file
+            found = _substituted_imports(ast.parse(text), spec.allowed_imports, local_modules)
+        except SyntaxError:
+            continue  # its import reports the error
+        for mine, theirs in zip((analysis.stand_ins, analysis.placeholders), found, strict=True):
+            for module, line in theirs.items():
+                mine.setdefault(module, f"{helper.name}, line {line}")
     if analysis.syntax_error:
         analysis.syntax_error["at"] = prepared.label(analysis.syntax_error["line"])
-    analysis.disallowed_imports = [(module, prepared.label(line)) for module, line in analysis.disallowed_imports]
+    analysis.stand_ins = {module: prepared.label(line) if isinstance(line, int) else line
+                          for module, line in analysis.stand_ins.items()}
+    analysis.placeholders = {module: prepared.label(line) if isinstance(line, int) else line
+                             for module, line in analysis.placeholders.items()}
     return analysis
 
 
@@ -229,9 +259,14 @@ def notices(analysis: StaticAnalysis, prepared) -> list[str]:
     if analysis.syntax_error:
         error = analysis.syntax_error
         found.append(f"Syntax error at {error['at']}: {error['message']} (`{error['code']}`); nothing could run.")
-    for module, at in analysis.disallowed_imports:
-        found.append(f"The import of `{module}` ({at}) is not available in the grading environment; "
-                     "use only the libraries the handout lists. Nothing could run.")
+    if analysis.placeholders:
+        listed = ", ".join(f"`{module}` ({at})" for module, at in analysis.placeholders.items())
+        found.append(f"Not available in the grading environment, so a placeholder stands in for it: {listed}. "
+                     "Only the checks whose code uses it fail, with a message naming it; use only the "
+                     "libraries the handout lists.")
+    if analysis.stand_ins:
+        listed = ", ".join(f"`{module}` ({at})" for module, at in analysis.stand_ins.items())
+        found.append(f"Logging and display tools do nothing while grading (stand-ins accept every call): {listed}.")
     if analysis.missing and not analysis.syntax_error:
         found.append("Not defined at the top level: " + ", ".join(f"`{name}`" for name in analysis.missing) + ".")
         for name in analysis.missing:
@@ -242,11 +277,14 @@ def notices(analysis: StaticAnalysis, prepared) -> list[str]:
     return found
 
 
+def substitutes(analysis: StaticAnalysis, spec) -> dict:
+    """The arguments of :func:`autograder.substitutes.install` for this submission."""
+    return {"stand_ins": dict(analysis.stand_ins), "placeholders": dict(analysis.placeholders),
+            "offered": tuple(spec.allowed_imports)}
+
+
 def blocker(analysis: StaticAnalysis) -> str | None:
     """Why nothing can run at all, in one sentence (every runtime check then says it)."""
     if analysis.syntax_error:
         return f"your file has a syntax error at {analysis.syntax_error['at']}"
-    if analysis.disallowed_imports:
-        module, at = analysis.disallowed_imports[0]
-        return f"your file imports `{module}` ({at}), which the grading environment does not offer"
     return None

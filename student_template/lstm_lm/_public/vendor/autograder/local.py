@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autograder import static, wire
+from autograder import static, substitutes, wire
 from autograder.check import Check, CheckContext, StaticCheck, load_check_classes
 from autograder.probe import _CappedText, describe_exception, run_probe
 from autograder.score import CheckOutcome, score_checks
@@ -94,6 +94,7 @@ class LocalGrader:
         self.notices += self._prepared.notices(self.spec.required_names) + static.notices(self._analysis, self._prepared)
         self._blocker = static.blocker(self._analysis)
         if self._blocker is None:
+            substitutes.install(**static.substitutes(self._analysis, self.spec))
             self._import()
 
     @property

@@ -196,6 +196,9 @@ def _where(filename: str, line: int, function: str, code: str | None, source_fil
             "at": f"line {line}" if main else f"{name}, line {line}"}
 
 
+CUDA_MISSING = ("Torch not compiled with CUDA enabled", "Found no NVIDIA driver", "No CUDA GPUs are available")
+
+
 def _hint(error: BaseException) -> str | None:
     if isinstance(error, NotImplementedError):
         return "this part is not implemented yet (the skeleton's NotImplementedError is still there)"
@@ -206,8 +209,15 @@ def _hint(error: BaseException) -> str | None:
                 "return its result")
     if isinstance(error, MemoryError) or "can't allocate memory" in str(error):
         return "your code ran out of memory; look for a tensor that grows with a loop or is far too large"
+    if type(error).__name__ == "UnavailableModuleError":  # a placeholder module was used: its message says it all
+        return str(error)
     if isinstance(error, ModuleNotFoundError):
         return f"the grading environment does not provide the module `{error.name}`"
+    if any(sign in str(error) for sign in CUDA_MISSING):
+        return ("grading runs on the CPU, and your code asked for a CUDA GPU (written for Colab's GPU?): "
+                "put what you create on the device of the inputs you are given (`device = x.device`, or "
+                "`next(model.parameters()).device`), and choose a device yourself only with "
+                "`torch.device(\"cuda\" if torch.cuda.is_available() else \"cpu\")`")
     if isinstance(error, OSError) and error.errno == errno.EAGAIN:
         return ("your code started more processes or threads than the grader allows; graded functions "
                 "must not start processes (use a plain loop, DataLoader(num_workers=0))")
