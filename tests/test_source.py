@@ -84,3 +84,20 @@ def test_whole_file_mode_keeps_top_level_code(tmp_path):
     path.write_text("import math\nprint(math.pi)\n")
     assert "print(math.pi)" in prepare(path, "all").run_text
     assert "print" not in prepare(path).run_text
+
+
+def test_a_script_is_read_as_python_reads_it_byte_order_mark_and_encoding_declaration(tmp_path):
+    from autograder.source import read_python
+
+    marked = tmp_path / "marked.py"
+    marked.write_bytes(b"\xef\xbb\xbfimport torch\nS = '\xe2\x9c\x93'\n")
+    assert read_python(marked) == "import torch\nS = '✓'\n"
+    declared = tmp_path / "declared.py"
+    declared.write_bytes(b"# -*- coding: latin-1 -*-\nS = '\xe9'\n")
+    text = read_python(declared)
+    assert text == "# -*- coding: utf-8 -*-\nS = 'é'\n"  # staged as UTF-8, so the declaration says so
+    staged = tmp_path / "staged.py"
+    staged.write_text(text, encoding="utf-8")
+    namespace = {}
+    exec(compile(staged.read_bytes(), str(staged), "exec"), namespace)  # as Python imports the staged file
+    assert namespace["S"] == "é"
