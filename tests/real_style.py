@@ -2,15 +2,14 @@
 
 Students write in Colab and Jupyter: the first cell mounts Drive and imports wandb and seaborn,
 lines join statements with `;` (`torch.manual_seed(42); np.random.seed(0)`), prints carry ✓
-and →, training logs with `wandb.log`, a `main()` trains for an hour at the bottom, notebooks
-keep their plot outputs, and Windows editors start a file with a byte-order mark.
+and →, training logs with `wandb.log`, a `main()` trains for an hour at the bottom, and Windows
+editors start a file with a byte-order mark. (A notebook with megabytes of plot outputs:
+tests/test_batch.py.)
 """
 
 from __future__ import annotations
 
 import ast
-import base64
-from pathlib import Path
 
 COLAB_FIRST_CELL = '''# -*- coding: utf-8 -*-
 """HW3.ipynb
@@ -63,16 +62,3 @@ def notebook_cells(reference: str) -> list:
     *plots, train = LAST_CELLS.rstrip("\n").split("\ndef main():")
     cells += ["\n".join(plots), "def main():" + train]
     return cells
-
-
-def with_png_outputs(path: Path, megabytes: float) -> Path:
-    """Give the notebook's plotting cell ``megabytes`` of image/png outputs (as Colab keeps
-    its figures); the code is unchanged."""
-    import nbformat
-
-    notebook = nbformat.read(path, as_version=4)
-    plotting = next(cell for cell in notebook.cells if cell.cell_type == "code" and "plt.plot" in cell.source)
-    image = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(int(megabytes * 2**20 * 3 / 4))).decode()
-    plotting.outputs = [nbformat.v4.new_output("display_data", data={"image/png": image, "text/plain": "<Figure>"})]
-    path.write_text(nbformat.writes(notebook))
-    return path
