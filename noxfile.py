@@ -104,7 +104,7 @@ def grade(session: nox.Session) -> None:
         session.run("python", "-m", "autograder", "grade-all", *session.posargs)
         return
     examples = ROOT / "reports" / "example-submissions"
-    session.run("python", "-m", "autograder.examples", "class", str(examples), silent=True)
+    session.run("python", "-m", "autograder.commands.examples", "class", str(examples), silent=True)
     session.run("python", "-m", "autograder", "grade-all", str(examples), "--out", str(ROOT / "reports" / "class"))
     session.log(f"class summary: {ROOT / 'reports' / 'class' / 'index.html'}")
 

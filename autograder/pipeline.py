@@ -1,6 +1,6 @@
 """The whole grade of one submission: spec -> isolate -> probe -> verdict -> score.
 
-(The report stage, :mod:`autograder.report`, writes what :func:`grade` returns.)
+(The report stage, :mod:`autograder.outputs.report`, writes what :func:`grade` returns.)
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autograder import __version__, containment, static, wire
-from autograder.analysis import collect as collect_analysis
-from autograder.check import CheckContext, StaticCheck, import_file, load_checks
-from autograder.isolate import WorkerJob, planned_protections, run_in_worker
-from autograder.probe import run_probe
-from autograder.score import CheckOutcome, GradeResult, score_checks
-from autograder.size import SubmissionTooLarge, check_size
-from autograder.source import ReductionFault, SubmissionFormatError, prepare
+from autograder import __version__
+from autograder.outputs.score import CheckOutcome, GradeResult, score_checks
+from autograder.sandbox import containment, wire
+from autograder.sandbox.isolate import WorkerJob, planned_protections, run_in_worker
 from autograder.spec import AssignmentSpec, SpecError, load_spec
-from autograder.verdict import decide, verdict_from_error
+from autograder.submission import static
+from autograder.submission.analysis import collect as collect_analysis
+from autograder.submission.size import SubmissionTooLarge, check_size
+from autograder.submission.source import ReductionFault, SubmissionFormatError, prepare
+from autograder.toolkit.check import CheckContext, StaticCheck, import_file, load_checks
+from autograder.toolkit.probe import run_probe
+from autograder.toolkit.verdict import decide, verdict_from_error
 
 SUBMISSION_SUFFIXES = (".py", ".ipynb")
 

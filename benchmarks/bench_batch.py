@@ -23,8 +23,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from autograder.batch import grade_all
-from autograder.examples import assignment_names, reference_copies
+from autograder.commands.batch import grade_all
+from autograder.commands.examples import assignment_names, reference_copies
 
 STAGES = ["worker_start_s", "torch_import_s", "submission_import_s", "checks_s", "reference_s",
           "verdicts_s", "report_s"]

@@ -25,14 +25,14 @@ from pathlib import Path
 
 from medians import print_medians  # benchmarks/medians.py (scripts run from this folder)
 
-from autograder import containment
-from autograder.cgroups import WorkerCgroup
-from autograder.isolate import WorkerJob, run_in_worker
-from autograder.privileges import hand_over
+from autograder.sandbox import containment
+from autograder.sandbox.cgroups import WorkerCgroup
+from autograder.sandbox.isolate import WorkerJob, run_in_worker
+from autograder.sandbox.privileges import hand_over
 from autograder.spec import Limits
 
 CHECKS = '''
-from autograder.check import Check
+from autograder.toolkit.check import Check
 
 
 class Answer(Check):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from medians import print_medians  # benchmarks/medians.py (scripts run from this folder)
 
+from autograder.outputs.report import write_reports
 from autograder.pipeline import grade
-from autograder.report import write_reports
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ["worker_start_s", "torch_import_s", "submission_import_s", "checks_s", "reference_s",

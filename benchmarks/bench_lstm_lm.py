@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from medians import print_medians  # benchmarks/medians.py (scripts run from this folder)
 
-from autograder.check import import_file
+from autograder.toolkit.check import import_file
 
 ROOT = Path(__file__).resolve().parent.parent
 VOCAB = 77  # the character vocabulary of the grader's corpus

@@ -24,8 +24,8 @@ from pathlib import Path
 import nbformat
 from medians import print_medians  # benchmarks/medians.py (scripts run from this folder)
 
-from autograder.public import notebook_text
 from autograder.spec import load_spec
+from autograder.students.public import notebook_text
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINING_CELL = ("%%time\nimport torch\nlosses = []\nweights = torch.randn(256, 256, requires_grad=True)\n"

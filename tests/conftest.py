@@ -10,7 +10,7 @@ import pytest
 import torch
 from browser import browser_required, missing, start_browser
 
-from autograder.validate import caught_by  # noqa: F401  (re-exported for the tests)
+from autograder.commands.validate import caught_by  # noqa: F401  (re-exported for the tests)
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "solutions" / "attention.py"
@@ -87,12 +87,12 @@ def run_check(assignment: str, check_name: str, path: Path, seed: int | None = N
     Much faster than a whole grade when a test is about one check."""
     import copy
 
-    from autograder import wire
-    from autograder.check import CheckContext, import_file, load_checks
     from autograder.pipeline import reference_probe
-    from autograder.probe import run_probe
+    from autograder.sandbox import wire
     from autograder.spec import load_spec
-    from autograder.verdict import judge
+    from autograder.toolkit.check import CheckContext, import_file, load_checks
+    from autograder.toolkit.probe import run_probe
+    from autograder.toolkit.verdict import judge
 
     spec = load_spec(assignment)
     check = load_checks(spec)[check_name]

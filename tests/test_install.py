@@ -38,7 +38,7 @@ def test_a_fresh_venv_made_the_readme_way_imports_every_student_library(tmp_path
     done = subprocess.run([*pip, "-e", str(REPO)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     modules = ", ".join(student_requirements())
-    done = subprocess.run([python, "-c", f"import {modules}; import autograder.cli"], capture_output=True,
+    done = subprocess.run([python, "-c", f"import {modules}; import autograder.commands.cli"], capture_output=True,
                           text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
 

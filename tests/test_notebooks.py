@@ -9,8 +9,8 @@ import sys
 
 from conftest import REFERENCE, write_notebook
 
+from autograder.outputs.report import write_reports
 from autograder.pipeline import grade
-from autograder.report import write_reports
 
 
 def reference_functions() -> dict[str, str]:

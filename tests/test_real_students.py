@@ -11,9 +11,9 @@ import pytest
 import real_style
 from conftest import REPO, write_notebook
 
-from autograder import source as source_module
 from autograder.pipeline import GraderError, grade
 from autograder.spec import load_spec
+from autograder.submission import source as source_module
 
 ATTENTION = (REPO / "solutions" / "attention.py").read_text()
 

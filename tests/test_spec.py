@@ -2,8 +2,8 @@ import shutil
 
 import pytest
 
-from autograder.check import load_checks
 from autograder.spec import REPO_ROOT, SpecError, load_spec
+from autograder.toolkit.check import load_checks
 
 ATTENTION = REPO_ROOT / "assignments" / "attention"
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from autograder.check import Check, NoForbiddenCalls, Verdict
-from autograder.probe import numerical_jacobian
-from autograder.verdict import (
+from autograder.toolkit.check import Check, NoForbiddenCalls, Verdict
+from autograder.toolkit.probe import numerical_jacobian
+from autograder.toolkit.verdict import (
     Mismatch,
     located,
     max_abs_error,

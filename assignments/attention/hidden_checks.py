@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from autograder.check import Check, Verdict
-from autograder.verdict import Mismatch, require_finite, require_tensor
+from autograder.toolkit.check import Check, Verdict
+from autograder.toolkit.verdict import Mismatch, require_finite, require_tensor
 
 from .checks import ValuesFloat32, attention_pair, call_each, random_qkv
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import torch
 
-from autograder.check import Check, Verdict
-from autograder.figures import figure_data, png_bytes, require_figure, require_heatmap
-from autograder.verdict import (
+from autograder.sandbox.wire import describe
+from autograder.toolkit.check import Check, Verdict
+from autograder.toolkit.figures import figure_data, png_bytes, require_figure, require_heatmap
+from autograder.toolkit.verdict import (
     Mismatch,
     require_distributions,
     require_finite,
     require_tensor,
     unpack,
 )
-from autograder.wire import describe
 
 SENTENCE = "The  Lighthouse\n keeper climbed\tthe STAIRS, every evening."
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from autograder.check import Check, Verdict, derive_seed
-from autograder.verdict import Mismatch, require_tensor
+from autograder.toolkit.check import Check, Verdict, derive_seed
+from autograder.toolkit.verdict import Mismatch, require_tensor
 
 from .checks import HeatmapFigure, heatmap_inputs, heatmap_verdict, normalise, plot_probe
 

@@ -21,8 +21,9 @@ import tempfile
 import torch
 from torch import nn
 
-from autograder.check import Check, NoForbiddenCalls, Verdict
-from autograder.figures import (
+from autograder.sandbox.wire import describe
+from autograder.toolkit.check import Check, NoForbiddenCalls, Verdict
+from autograder.toolkit.figures import (
     PNG_SIGNATURE,
     figure_data,
     png_bytes,
@@ -31,8 +32,8 @@ from autograder.figures import (
     require_png,
     saved_file,
 )
-from autograder.probe import ContractError, build_module, plain_number
-from autograder.verdict import (
+from autograder.toolkit.probe import ContractError, build_module, plain_number
+from autograder.toolkit.verdict import (
     Mismatch,
     max_abs_error,
     require_distributions,
@@ -41,7 +42,6 @@ from autograder.verdict import (
     value_of,
     within_tolerance,
 )
-from autograder.wire import describe
 
 PAD, SOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = {"<PAD>": PAD, "<SOS>": SOS, "<EOS>": EOS, "<UNK>": UNK}

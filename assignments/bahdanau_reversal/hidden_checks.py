@@ -24,10 +24,10 @@ import math
 
 import torch
 
-from autograder.check import Check, Verdict, derive_seed
-from autograder.probe import ContractError, plain_number
-from autograder.verdict import value_of
-from autograder.wire import describe
+from autograder.sandbox.wire import describe
+from autograder.toolkit.check import Check, Verdict, derive_seed
+from autograder.toolkit.probe import ContractError, plain_number
+from autograder.toolkit.verdict import value_of
 
 from .checks import EOS, PAD, SOS, build_seq2seq, id_list
 

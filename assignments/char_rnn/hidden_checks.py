@@ -13,10 +13,10 @@ import math
 
 import torch
 
-from autograder.check import Check, Verdict
-from autograder.corpus import next_char_windows, ngram_losses, split_ids
-from autograder.probe import build_module, plain_history
-from autograder.verdict import require_finite, require_tensor
+from autograder.toolkit.check import Check, Verdict
+from autograder.toolkit.corpus import next_char_windows, ngram_losses, split_ids
+from autograder.toolkit.probe import build_module, plain_history
+from autograder.toolkit.verdict import require_finite, require_tensor
 
 from .checks import forward_pair, history_lists
 

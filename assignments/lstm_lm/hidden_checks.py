@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from autograder.check import Check, Verdict, derive_seed
-from autograder.corpus import next_char_windows, ngram_losses, split_ids
-from autograder.probe import build_module
-from autograder.verdict import Mismatch, require_finite, require_tensor
+from autograder.toolkit.check import Check, Verdict, derive_seed
+from autograder.toolkit.corpus import next_char_windows, ngram_losses, split_ids
+from autograder.toolkit.probe import build_module
+from autograder.toolkit.verdict import Mismatch, require_finite, require_tensor
 
 from .checks import ATTENTION, LSTM, SCRATCH, require_log_probs
 

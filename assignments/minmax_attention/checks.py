@@ -15,10 +15,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from autograder.check import Check, Verdict
-from autograder.figures import figure_data, png_bytes, require_figure, require_heatmap
-from autograder.probe import ContractError, build_module, plain_history
-from autograder.verdict import (
+from autograder.sandbox.wire import describe
+from autograder.toolkit.check import Check, Verdict
+from autograder.toolkit.figures import figure_data, png_bytes, require_figure, require_heatmap
+from autograder.toolkit.probe import ContractError, build_module, plain_history
+from autograder.toolkit.verdict import (
     Mismatch,
     max_abs_error,
     require_distributions,
@@ -27,7 +28,6 @@ from autograder.verdict import (
     unpack,
     value_of,
 )
-from autograder.wire import describe
 
 NUM_VALUES = 128  # the numbers 0 .. 127 (and the 128 output classes)
 MAX_TOKEN, MIN_TOKEN, SEP_TOKEN = 128, 129, 130

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import torch
 
-from autograder.check import Check, Verdict
-from autograder.probe import plain_history
-from autograder.verdict import Mismatch, require_tensor
-from autograder.wire import describe
+from autograder.sandbox.wire import describe
+from autograder.toolkit.check import Check, Verdict
+from autograder.toolkit.probe import plain_history
+from autograder.toolkit.verdict import Mismatch, require_tensor
 
 from .checks import (
     MAX_TOKEN,

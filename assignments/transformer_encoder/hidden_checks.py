@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from autograder.check import Check, Verdict
-from autograder.probe import build_module
-from autograder.verdict import (
+from autograder.toolkit.check import Check, Verdict
+from autograder.toolkit.probe import build_module
+from autograder.toolkit.verdict import (
     Mismatch,
     max_abs_error,
     require_finite,

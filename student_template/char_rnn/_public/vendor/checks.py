@@ -14,18 +14,19 @@ from collections.abc import Mapping
 
 import torch
 
-from autograder.check import Check, Verdict
-from autograder.corpus import split_ids
-from autograder.figures import figure_data, png_bytes, require_curves
-from autograder.probe import ContractError, build_module, plain_history
-from autograder.sampling import (
+from autograder.sandbox.wire import describe
+from autograder.toolkit.check import Check, Verdict
+from autograder.toolkit.corpus import split_ids
+from autograder.toolkit.figures import figure_data, png_bytes, require_curves
+from autograder.toolkit.probe import ContractError, build_module, plain_history
+from autograder.toolkit.sampling import (
     KnownLogitsModel,
     random_table,
     require_sampled_from,
     temperature_probs,
     transition_counts,
 )
-from autograder.verdict import (
+from autograder.toolkit.verdict import (
     Mismatch,
     max_abs_error,
     require_finite,
@@ -33,7 +34,6 @@ from autograder.verdict import (
     unpack,
     value_of,
 )
-from autograder.wire import describe
 
 CELLS = ("rnn", "gru", "lstm")
 

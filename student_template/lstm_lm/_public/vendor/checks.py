@@ -6,7 +6,7 @@ oracle the verdict runs itself (``torch.nn.LSTMCell`` in float64, loaded with th
 weights: it never runs next to the student's code); the language models are tested for
 properties (shapes, normalised log-probabilities, state carried, causality); the decoding
 functions and ``perplexity`` receive a grader-made model with known log-probabilities
-(:class:`autograder.sampling.KnownLogitsModel`), so the right answer is known exactly or, for
+(:class:`autograder.toolkit.sampling.KnownLogitsModel`), so the right answer is known exactly or, for
 sampling, tested statistically.
 """
 
@@ -17,9 +17,10 @@ import math
 
 import torch
 
-from autograder.check import Check, NoForbiddenCalls, Verdict, derive_seed
-from autograder.probe import ContractError, build_module
-from autograder.sampling import (
+from autograder.sandbox.wire import describe
+from autograder.toolkit.check import Check, NoForbiddenCalls, Verdict, derive_seed
+from autograder.toolkit.probe import ContractError, build_module
+from autograder.toolkit.sampling import (
     KnownLogitsModel,
     argmax_path,
     random_table,
@@ -27,7 +28,7 @@ from autograder.sampling import (
     temperature_probs,
     transition_counts,
 )
-from autograder.verdict import (
+from autograder.toolkit.verdict import (
     Mismatch,
     max_abs_error,
     require_distributions,
@@ -37,7 +38,6 @@ from autograder.verdict import (
     value_of,
     within_tolerance,
 )
-from autograder.wire import describe
 
 LSTM, SCRATCH, ATTENTION = "LSTMLanguageModel", "ScratchLSTMLanguageModel", "AttentionLSTMLanguageModel"
 PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 
 import torch
 
-from autograder.check import Check, NoForbiddenCalls, Verdict
-from autograder.figures import figure_data, png_bytes, require_figure, require_heatmap
-from autograder.probe import ContractError, build_module
-from autograder.verdict import (
+from autograder.toolkit.check import Check, NoForbiddenCalls, Verdict
+from autograder.toolkit.figures import figure_data, png_bytes, require_figure, require_heatmap
+from autograder.toolkit.probe import ContractError, build_module
+from autograder.toolkit.verdict import (
     Mismatch,
     max_abs_error,
     require_close,

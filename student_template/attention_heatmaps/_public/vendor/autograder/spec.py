@@ -1,7 +1,7 @@
 """Stage 1, spec: read an assignment's TOML into frozen dataclasses.
 
 A malformed spec stops with ``file:line: key: what is wrong. Fix: ...``; the structure is
-checked against a JSON schema (``schemas/assignment.schema.json``) and the line is found by
+checked against a JSON schema (``outputs/schemas/assignment.schema.json``) and the line is found by
 looking the offending key up in the TOML text.
 """
 
@@ -65,7 +65,7 @@ class Forbidden:
 
 @dataclass(frozen=True)
 class AnalysisSpec:
-    """Written answers collected for manual grading (see autograder/analysis.py); no points."""
+    """Written answers collected for manual grading (see autograder/submission/analysis.py); no points."""
     questions: tuple[str, ...]
     title: str = "Written analysis"  # a notebook markdown cell whose first line is this heading
     variable: str = "WRITTEN_ANALYSIS"  # a module-level string of that name
@@ -88,7 +88,7 @@ class AssignmentSpec:
     thresholds: dict = field(default_factory=dict)
     budgets: dict = field(default_factory=dict)
     results_visibility: str = "visible"
-    top_level: str = "definitions"  # what of a submission runs at import: see autograder/reduce.py
+    top_level: str = "definitions"  # what of a submission runs at import: see autograder/submission/reduce.py
     analysis: AnalysisSpec | None = None
 
     @property
@@ -125,7 +125,7 @@ def load_spec(name_or_path: str | Path) -> AssignmentSpec:
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
 
-    schema = json.loads((Path(__file__).parent / "schemas" / "assignment.schema.json").read_text())
+    schema = json.loads((Path(__file__).parent / "outputs" / "schemas" / "assignment.schema.json").read_text())
     path = find_assignment(name_or_path)
     text = path.read_text(encoding="utf-8")
     try:
