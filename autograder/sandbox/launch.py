@@ -32,7 +32,7 @@ _WARDEN_GRACE_S = 3.0  # for the warden to kill the tree and exit before force i
 @dataclass
 class WorkerJob:
     assignment: str
-    assignment_folder: Path  # holds checks.py / hidden_checks.py; their probe code goes in the job
+    assignment_folder: Path  # holds checks / hidden_checks; their probe code goes in the job
     submission_file: Path  # the submitted .py or .ipynb
     inputs: dict[str, dict]  # check name -> inputs, in run order
     timeouts: dict[str, float]

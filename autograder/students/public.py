@@ -1,9 +1,9 @@
 """What a student folder holds besides the ``.py`` skeleton and the handout: the skeleton as a
 notebook, and the public tests with their data and runtime (see :mod:`autograder.students.local`).
 
-Nothing hidden goes in: only the visible checks' file (``checks.py``), their inputs and the
-reference's answers to them, and spec values; never ``hidden_checks.py``, hidden check names,
-or reference code.
+Nothing hidden goes in: only the visible checks' code (``checks.py``, or the ``checks/``
+package), their inputs and the reference's answers to them, and spec values; never
+``hidden_checks``, hidden check names, or reference code.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ import torch
 from autograder.sandbox import wire
 from autograder.spec import AssignmentSpec, SpecError
 from autograder.students.local import PUBLIC_DIR, public_spec_document
-from autograder.toolkit.check import CheckContext, StaticCheck, load_checks
+from autograder.toolkit.check import (
+    CheckContext,
+    StaticCheck,
+    check_files,
+    load_checks,
+    ships_to_students,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 STUDENT_FILES = PACKAGE_DIR / "students" / "student_files"  # conftest.py, test_public.py, pytest.ini
@@ -38,8 +44,10 @@ def student_files(spec: AssignmentSpec, skeleton_text: str) -> dict[str, str | b
         f"{spec.submission_stem}.ipynb": notebook_text(spec, skeleton_text),
         f"{PUBLIC_DIR}/public.json": json.dumps(public_spec_document(spec), indent=2) + "\n",
         f"{PUBLIC_DIR}/cases.bin": wire.pack_frame(public_cases(spec)),
-        f"{PUBLIC_DIR}/vendor/checks.py": spec.folder / "checks.py",
     }
+    for relative in check_files(spec.folder):
+        if ships_to_students(relative):
+            files[f"{PUBLIC_DIR}/vendor/{relative}"] = spec.folder / relative
     for name in VENDORED:
         files[f"{PUBLIC_DIR}/vendor/autograder/{name}"] = PACKAGE_DIR / name
     for path in sorted(STUDENT_FILES.iterdir()):
