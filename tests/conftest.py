@@ -3,19 +3,56 @@ browser for the HTML reports (tests/browser.py)."""
 
 from __future__ import annotations
 
+import atexit
 import itertools
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 from browser import browser_required, missing, start_browser
 
-from autograder.commands.validate import caught_by  # noqa: F401  (re-exported for the tests)
+from autograder.commands import variants
+from autograder.spec import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "solutions" / "attention.py"
 SKELETON = REPO / "student_template" / "attention" / "attention.py"
-BUGS = sorted((REPO / "assignments" / "attention" / "bugs").glob("*.py"))
+# Known bugs and calibration alternatives, written out as submissions for the session:
+# <VARIANTS>/<role>/<assignment>/<variant>/<assignment>.py (patches applied to the current reference).
+VARIANTS = Path(tempfile.mkdtemp(prefix="autograder-test-variants-"))
+atexit.register(shutil.rmtree, VARIANTS, ignore_errors=True)
+
+
+def _written(assignment: str, variant: variants.Variant) -> Path:
+    path = VARIANTS / variant.role / assignment / variant.name / f"{assignment}.py"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(variant.text(load_spec(assignment)), encoding="utf-8")
+    return path
+
+
+def bug_files(assignment: str) -> list[Path]:
+    """Every known bug of ``assignment`` as a submission file; its folder is named after the bug."""
+    return [_written(assignment, bug) for bug in variants.known_bugs(load_spec(assignment))]
+
+
+def bug_file(assignment: str, name: str) -> Path:
+    return next(path for path in bug_files(assignment) if path.parent.name == name)
+
+
+def alternative_files(assignment: str) -> list[Path]:
+    return [_written(assignment, alternative) for alternative in variants.alternatives(load_spec(assignment))]
+
+
+def caught_by(path: Path) -> list[str]:
+    """The checks a known bug written by :func:`bug_files` declares in its patch's header."""
+    assignment, name = path.parents[1].name, path.parent.name
+    return list(next(bug for bug in variants.known_bugs(load_spec(assignment)) if bug.name == name).caught_by)
+
+
+BUGS = bug_files("attention")
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

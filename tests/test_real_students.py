@@ -9,7 +9,7 @@ import ast
 
 import pytest
 import real_style
-from conftest import REPO, write_notebook
+from conftest import REPO, bug_file, write_notebook
 
 from autograder.pipeline import GraderError, grade
 from autograder.spec import load_spec
@@ -130,7 +130,7 @@ def test_a_folder_submissions_own_module_is_imported_and_its_imports_get_substit
 def test_a_real_style_reversal_notebook_whose_encoder_runs_over_padding_loses_only_padding_checks(tmp_path):
     """The student's notebook that reached 13.7% in their own run: seaborn, wandb and Colab in
     the first cell, and a GRU run straight over the padding. It keeps every other unit check."""
-    buggy = (REPO / "assignments" / "bahdanau_reversal" / "bugs" / "encoder_runs_over_padding.py").read_text()
+    buggy = bug_file("bahdanau_reversal", "encoder_runs_over_padding").read_text()
     path = write_notebook(tmp_path / "bahdanau_reversal.ipynb", real_style.notebook_cells(buggy))
     result = grade("bahdanau_reversal", path, device="cpu")
     assert failed(result) == ["encoder_ignores_padding", "trained_reversal"]

@@ -4,9 +4,10 @@ Runs one check's probe, exactly as grading does (same inputs, probe seed, thread
 round trip), over several grading seeds, on:
 
 * the reference solution, which must clear the threshold with margin on every seed;
-* alternative correct designs in ``assignments/<name>/calibration/*.py`` (first line
-  ``# alternative: <what differs>``), which show the threshold is not tuned to the reference;
-* the known bugs that declare this check in their ``caught by`` list, which must not clear it.
+* alternative correct designs in ``assignments/<name>/calibration/`` (patches of the
+  reference headed ``Alternative: <what differs>``, or whole ``.py`` files: see
+  :mod:`autograder.commands.variants`), which show the threshold is not tuned to the reference;
+* the known bugs that declare this check in their ``Caught by`` list, which must not clear it.
 
 The check supplies ``metrics(ctx, inputs, got) -> {name: value}`` (and optionally
 ``baselines(ctx, inputs) -> {name: value}``, e.g. always guessing the commonest answer); the table shows each metric's
@@ -23,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from autograder.commands.validate import caught_by
+from autograder.commands.variants import alternatives, known_bugs
 from autograder.sandbox import wire
 from autograder.spec import AssignmentSpec, SpecError, load_spec
-from autograder.toolkit.check import CheckContext, import_file, load_checks
+from autograder.toolkit.check import CheckContext, import_text, load_checks
 from autograder.toolkit.probe import run_probe
 from autograder.toolkit.verdict import Mismatch, judge
 
@@ -42,14 +43,11 @@ class Sample:
     message: str
 
 
-def variants(spec: AssignmentSpec, check_name: str) -> list[tuple[str, str, Path]]:
-    """(label, role, path) of every submission the calibration runs."""
-    found = [("reference", "reference", spec.reference_path)]
-    for path in sorted((spec.folder / "calibration").glob("*.py")):
-        found.append((path.stem, "alternative", path))
-    for path in sorted((spec.folder / "bugs").glob("*.py")):
-        if check_name in caught_by(path):
-            found.append((path.stem, "bug", path))
+def variants(spec: AssignmentSpec, check_name: str) -> list[tuple[str, str, str]]:
+    """(label, role, source text) of every submission the calibration runs."""
+    found = [("reference", "reference", spec.reference_path.read_text(encoding="utf-8"))]
+    found += [(alternative.name, "alternative", alternative.text(spec)) for alternative in alternatives(spec)]
+    found += [(bug.name, "bug", bug.text(spec)) for bug in known_bugs(spec) if check_name in bug.caught_by]
     return found
 
 
@@ -64,8 +62,8 @@ def calibrate(assignment: str, check_name: str, seeds: int = 5) -> tuple[Assignm
     threads = torch.get_num_threads()
     torch.set_num_threads(spec.limits.torch_threads)
     try:
-        for number, (label, role, path) in enumerate(variants(spec, check_name)):
-            module = import_file(path, f"_autograder_calibrate_{spec.name}_{number}")
+        for number, (label, role, text) in enumerate(variants(spec, check_name)):
+            module = import_text(text, f"_autograder_calibrate_{spec.name}_{number}", f"<{role} {label}>")
             for seed in range(spec.seed, spec.seed + seeds):
                 ctx = CheckContext(spec, check_spec, seed, "cpu")
                 inputs = check.inputs(ctx)

@@ -1,4 +1,5 @@
-"""Command line: ``autograder grade|grade-all|validate|template|calibrate|gradescope|doctor`` (``python -m autograder`` works the same)."""
+"""Command line: ``autograder grade|grade-all|validate|template|calibrate|gradescope|new|bug|doctor``
+(``python -m autograder`` works the same)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     calibrate_cmd.add_argument("--write", action="store_true",
                                help="record the table in assignments/<name>/calibration/<check>.md")
 
+    new_cmd = commands.add_parser("new", help="scaffold a new assignment that validates as it stands "
+                                  "(docs/authoring.md)")
+    new_cmd.add_argument("name", help="the assignment's name, also the module students hand in")
+    new_cmd.add_argument("--title", default=None)
+
+    bug_cmd = commands.add_parser("bug", help="record a known bug: a patch of the reference, from an edited copy")
+    bug_cmd.add_argument("assignment")
+    bug_cmd.add_argument("name", help="the bug's name (bugs/<name>.patch)")
+    bug_cmd.add_argument("edited", type=Path, help="a copy of the reference with the bug put in")
+    bug_cmd.add_argument("--what", required=True, help="one sentence: what is wrong")
+    bug_cmd.add_argument("--caught-by", required=True, help="the checks that must lose their points, comma-separated")
+
     doctor_cmd = commands.add_parser("doctor", help="which protections a worker gets on this machine, and how to "
                                      "get the missing ones")
     doctor_cmd.add_argument("--strict", action="store_true", help="exit 1 unless every protection is in force")
@@ -88,6 +101,16 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args, console)
         if args.command == "calibrate":
             return _calibrate(args, argv, console)
+        if args.command == "new":
+            return _new(args, console)
+        if args.command == "bug":
+            from autograder.commands.variants import write_bug
+            from autograder.spec import load_spec
+
+            caught = [name.strip() for name in args.caught_by.split(",") if name.strip()]
+            console.print(f"wrote {write_bug(load_spec(args.assignment), args.name, args.edited, args.what, caught)}; "
+                          f"`autograder validate {args.assignment}` proves it is caught", soft_wrap=True)
+            return 0
         if args.command == "template":
             from autograder.students.template import regenerate
             stale = regenerate(write=not args.check, names=args.assignments or None)
@@ -144,6 +167,19 @@ def _calibrate(args, argv: list[str] | None, console: Console) -> int:
     if args.write:
         console.print(f"wrote {calibrate.write(spec, args.check, text)}")
     return 1 if calibrate.problems(spec, args.check, samples) else 0
+
+
+def _new(args, console: Console) -> int:
+    from autograder.commands.new import scaffold
+    from autograder.students.template import regenerate
+
+    written = scaffold(args.name, args.title)
+    regenerate(names=[args.name])
+    for path in written:
+        console.print(f"wrote {path}", soft_wrap=True)
+    console.print(f"and student_template/{args.name}/. Next: `autograder validate {args.name}`, then make it "
+                  "yours (docs/authoring.md).", soft_wrap=True)
+    return 0
 
 
 def _pool(jobs: int):

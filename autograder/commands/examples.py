@@ -11,7 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from autograder.spec import ASSIGNMENTS_DIR, REPO_ROOT, SOLUTIONS_DIR
+from autograder.commands.variants import known_bugs
+from autograder.spec import ASSIGNMENTS_DIR, REPO_ROOT, SOLUTIONS_DIR, load_spec
 
 TEMPLATE_DIR = REPO_ROOT / "student_template"
 
@@ -22,8 +23,8 @@ def assignment_names() -> list[str]:
 
 def example_class(dest: Path, names: list[str] | None = None) -> Path:
     """A class whose grades are known in advance: ``reference`` hands in every reference
-    solution, ``skeleton`` every untouched skeleton, and ``bugs-k`` the k-th known-bug variant
-    of each assignment (so every bug is graded once, and the later bug students miss some
+    solution, ``skeleton`` every untouched skeleton, and ``bugs-k`` the k-th known bug (its
+    patch applied to the reference) of each assignment (so every bug is graded once, and the later bug students miss some
     assignments, as real students do)."""
     names = names or assignment_names()
     _fresh(dest)
@@ -32,8 +33,11 @@ def example_class(dest: Path, names: list[str] | None = None) -> Path:
         skeleton = TEMPLATE_DIR / name / f"{name}.py"
         if skeleton.is_file():
             _put(dest / "skeleton" / f"{name}.py", skeleton)
-        for number, bug in enumerate(sorted((ASSIGNMENTS_DIR / name / "bugs").glob("*.py")), start=1):
-            _put(dest / f"bugs-{number}" / f"{name}.py", bug)
+        spec = load_spec(name)
+        for number, bug in enumerate(known_bugs(spec), start=1):
+            target = dest / f"bugs-{number}" / f"{name}.py"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(bug.text(spec), encoding="utf-8")
     return dest
 
 

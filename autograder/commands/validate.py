@@ -2,9 +2,10 @@
 
 Grades, through the real pipeline: the reference (as ``.py`` and as a notebook), which must
 score full marks with every check well inside its time cap; the untouched skeleton (``.py``
-and notebook), which must score zero with a message on every check; and each known-bug
-variant in ``assignments/<name>/bugs/`` (first line ``# known bug: ... | caught by: a, b``),
-which must lose exactly the points of the checks it names. For every graded variant the
+and notebook), which must score zero with a message on every check; and each known bug
+(``assignments/<name>/bugs/<bug>.patch``, applied to the reference as it is now: see
+:mod:`autograder.commands.variants`), which must lose exactly the points of the checks its
+header names. A patch that no longer applies is a failed row naming the file and hunk. For every graded variant the
 students' public tests (:mod:`autograder.students.local`) must give the same points and messages as the
 autograder on the visible checks. Only instructor-written code runs here (reference, skeleton,
 bug variants), so the public tests' in-process import is acceptable.
@@ -16,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.commands.variants import PatchError, Variant, known_bugs
 from autograder.outputs.score import GradeResult
 from autograder.pipeline import grade
 from autograder.spec import AssignmentSpec, load_spec
@@ -63,14 +65,18 @@ def validate(assignment: str | Path) -> list[Row]:
                              result.score == 0 and not silent, disagreement,
                              f"scored on: {', '.join(_won(result))}" if result.score else
                              f"no message: {', '.join(silent)}" if silent else ""))
-        for bug in sorted((spec.folder / "bugs").glob("*.py")):
-            declared = caught_by(bug)
-            result, disagreement = graded(f"bug {bug.stem}", bug.read_text(encoding="utf-8"))
+        for bug in _known_bugs(spec, rows):
+            try:
+                text = bug.text(spec)
+            except PatchError as error:
+                rows.append(Row(f"bug: {bug.name}", f"loses {', '.join(bug.caught_by)}", "", False, str(error)))
+                continue
+            result, disagreement = graded(f"bug {bug.name}", text)
             lost = _lost(result)
-            extra, missed = sorted(set(lost) - set(declared)), sorted(set(declared) - set(lost))
+            extra, missed = sorted(set(lost) - set(bug.caught_by)), sorted(set(bug.caught_by) - set(lost))
             note = "; ".join(filter(None, [f"not caught by: {', '.join(missed)}" if missed else "",
                                            f"also loses: {', '.join(extra)}" if extra else ""]))
-            rows.append(_row(f"bug: {bug.stem}", f"loses {', '.join(declared)}", result, not extra and not missed,
+            rows.append(_row(f"bug: {bug.name}", f"loses {', '.join(bug.caught_by)}", result, not extra and not missed,
                              disagreement, note))
     stale = [path.relative_to(TEMPLATE_DIR) for path in regenerate(write=False, names=[spec.name])]
     rows.append(Row("student folder", "up to date", "", not stale,
@@ -78,12 +84,17 @@ def validate(assignment: str | Path) -> list[Row]:
     return rows
 
 
-def caught_by(bug: Path) -> list[str]:
-    """The checks a known-bug variant names on its first line (`| caught by: a, b`)."""
-    first = bug.read_text(encoding="utf-8").splitlines()[0] if bug.stat().st_size else ""
-    if "caught by:" not in first:
+def _known_bugs(spec: AssignmentSpec, rows: list[Row]) -> list[Variant]:
+    """The assignment's known bugs; a malformed header, or a bug left as a whole copy, is a failed row."""
+    copies = sorted((spec.folder / "bugs").glob("*.py"))
+    for copy in copies:
+        rows.append(Row(f"bug: {copy.stem}", "a patch", "", False, f"{copy} is a whole copy of a solution. Fix: "
+                        f"`autograder bug {spec.name} {copy.stem} {copy}` writes it as a patch; then delete it"))
+    try:
+        return known_bugs(spec)
+    except PatchError as error:
+        rows.append(Row("known bugs", "readable headers", "", False, str(error)))
         return []
-    return [name.strip() for name in first.split("caught by:", 1)[1].split(",") if name.strip()]
 
 
 def _bundle(spec: AssignmentSpec, skeleton_text: str, folder: Path):

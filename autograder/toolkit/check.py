@@ -127,6 +127,15 @@ def derive_seed(seed: int, *parts: str) -> int:
     return zlib.crc32(":".join([str(seed), *parts]).encode()) & 0x7FFFFFFF
 
 
+def import_text(text: str, module_name: str, filename: str):
+    """Import trusted Python source text as a module (a known bug or calibration alternative)."""
+    module = types.ModuleType(module_name)
+    module.__file__ = filename
+    sys.modules[module_name] = module
+    exec(compile(text, filename, "exec"), module.__dict__)  # noqa: S102 - instructor-written code
+    return module
+
+
 def import_file(path: Path, module_name: str):
     """Import a trusted Python file by path (reference solutions)."""
     module_spec = importlib.util.spec_from_file_location(module_name, path)
@@ -165,8 +174,10 @@ def load_check_classes(folder: Path, assignment: str) -> dict[str, tuple[type[Ch
     """Every Check subclass in the assignment's check modules, by check name, with the file
     it lives in. The folder is imported as a package, so hidden checks may reuse
     `from .checks.decoding import ...` and a checks package its own modules."""
-    package = f"_assignment_{assignment}"
-    if package not in sys.modules:
+    package, folder = f"_assignment_{assignment}", folder.resolve()
+    if list(getattr(sys.modules.get(package), "__path__", [])) != [str(folder)]:
+        for loaded in [name for name in sys.modules if name == package or name.startswith(f"{package}.")]:
+            del sys.modules[loaded]  # another folder of the same name (a copy under test) was loaded
         module = types.ModuleType(package)
         module.__path__ = [str(folder)]
         sys.modules[package] = module

@@ -8,7 +8,7 @@ runs; here each check is exercised on purpose-made variants, in-process, one che
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, run_check, variant_of
+from conftest import REPO, bug_file, run_check, variant_of
 
 from autograder.commands import calibrate
 from autograder.commands.calibrate import Sample
@@ -75,7 +75,7 @@ def test_temperature_check_catches_multiplying_freezing_and_squaring(tmp_path, e
 
 def test_heads_differ_fails_when_every_head_sees_the_whole_vector():
     assert run_check(NAME, "heads_differ", REFERENCE).passed
-    verdict = run_check(NAME, "heads_differ", REPO / "assignments" / NAME / "bugs" / "heads_identical.py")
+    verdict = run_check(NAME, "heads_differ", bug_file(NAME, "heads_identical"))
     assert not verdict.passed and "identical heads 0 and 1" in verdict.got
 
 
@@ -91,7 +91,7 @@ def test_sequences_names_the_missing_normalisation(tmp_path):
 
 
 def test_strongest_connection_explains_a_column_lookup():
-    verdict = run_check(NAME, "strongest_connection", REPO / "assignments" / NAME / "bugs" / "strongest_on_column.py")
+    verdict = run_check(NAME, "strongest_connection", bug_file(NAME, "strongest_on_column"))
     assert not verdict.passed
     assert "not the largest weight in row 0" in verdict.message and "rows are outputs" in verdict.message
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, caught_by, requires_cuda, run_check, variant_of
+from conftest import REPO, bug_file, bug_files, caught_by, requires_cuda, run_check, variant_of
 
 from autograder.commands import calibrate
 from autograder.pipeline import grade
@@ -28,7 +28,7 @@ NAME = "bahdanau_reversal"
 FOLDER = REPO / "assignments" / NAME
 REFERENCE = REPO / "solutions" / f"{NAME}.py"
 SKELETON = REPO / "student_template" / NAME / f"{NAME}.py"
-BUGS = sorted((FOLDER / "bugs").glob("*.py"))
+BUGS = bug_files(NAME)
 QUICK = ["vocabulary", "module_shapes", "encoder_ignores_padding", "attention_weights", "adam_matches_pytorch", "clip_gradients", "compute_loss",
          "teacher_forcing", "greedy_stops_at_eos", "train_and_evaluate", "attention_figure"]
 ALL_CHECKS = [*QUICK[:6], "from_scratch", *QUICK[6:], "trained_reversal"]
@@ -111,7 +111,7 @@ def test_reference_scores_full_marks_on_cuda():
     assert failed(result) == [], [o.verdict.message for o in result.outcomes if not o.passed]
 
 
-@pytest.mark.parametrize("bug", BUGS, ids=[path.stem for path in BUGS])
+@pytest.mark.parametrize("bug", BUGS, ids=[path.parent.name for path in BUGS])
 def test_each_known_bug_fails_exactly_its_quick_checks(bug):
     """Every check but the trained one (validate and the slow tests run that); from_scratch is
     earned only with adam_matches_pytorch and clip_gradients."""
@@ -122,7 +122,7 @@ def test_each_known_bug_fails_exactly_its_quick_checks(bug):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bug", BUGS, ids=[path.stem for path in BUGS])
+@pytest.mark.parametrize("bug", BUGS, ids=[path.parent.name for path in BUGS])
 def test_each_known_bug_loses_exactly_the_checks_it_declares(bug):
     assert sorted(failed(graded(bug))) == sorted(caught_by(bug))
 
@@ -190,7 +190,7 @@ def test_encoder_check_passes_a_packed_encoder_whatever_it_puts_at_padded_positi
 
 
 def test_encoder_check_catches_a_gru_run_over_the_padding_and_names_the_remedy(tmp_path):
-    bug = FOLDER / "bugs" / "encoder_runs_over_padding.py"
+    bug = bug_file(NAME, "encoder_runs_over_padding")
     verdict = failing(check("encoder_ignores_padding", bug), "num_layers=1", "in the final hidden",
                       "differs from the same sentence encoded alone", "(src != 0)",
                       "pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)",
@@ -241,7 +241,7 @@ def test_attention_accepts_a_large_finite_fill(tmp_path):
 # ---- Adam, clipping, the from-scratch rule -----------------------------------------------
 
 def test_adam_check_names_the_mistake(tmp_path):
-    failing(check("adam_matches_pytorch", FOLDER / "bugs" / "adam_no_bias_correction.py"),
+    failing(check("adam_matches_pytorch", bug_file(NAME, "adam_no_bias_correction")),
             "parameter 0 (4, 3) after step 1", "what Adam gives with no bias correction")
     eps_inside = variant(tmp_path / "eps", {"p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))":
                                             "p.sub_(self.lr * m_hat / (v_hat + self.eps).sqrt())"})
@@ -266,7 +266,7 @@ def test_clip_check_names_a_wrong_total(tmp_path, replacement, says):
 
 
 def test_clip_check_catches_per_parameter_clipping_and_a_generator_read_twice(tmp_path):
-    failing(check("clip_gradients", FOLDER / "bugs" / "clip_per_parameter.py"), "clipping the parameters one by one")
+    failing(check("clip_gradients", bug_file(NAME, "clip_per_parameter")), "clipping the parameters one by one")
     twice = variant(tmp_path, append='''
 
 def clip_gradients(parameters, max_norm=1.0):
@@ -306,7 +306,7 @@ def make_optimizer(model):
 # ---- the loss, teacher forcing, greedy decoding, training --------------------------------
 
 def test_compute_loss_check_names_the_mistake(tmp_path):
-    failing(check("compute_loss", FOLDER / "bugs" / "loss_counts_padding.py"), "padding included")
+    failing(check("compute_loss", bug_file(NAME, "loss_counts_padding")), "padding included")
     number = variant(tmp_path / "item", {"    return loss\n": "    return loss.item()\n"})
     failing(check("compute_loss", number), "as a tensor", "not a Python number")
     viewed = variant(tmp_path / "view", {"outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1)":
@@ -317,7 +317,7 @@ def test_compute_loss_check_names_the_mistake(tmp_path):
 
 
 def test_teacher_forcing_check_names_the_mistake(tmp_path):
-    failing(check("teacher_forcing", FOLDER / "bugs" / "teacher_forcing_inverted.py"), "it looks inverted")
+    failing(check("teacher_forcing", bug_file(NAME, "teacher_forcing_inverted")), "it looks inverted")
     peeking = variant(tmp_path / "peek", {TEACHER: "            x = tgt[:, t + 1:t + 2] if teacher_force and t + 1 < T "
                                           "else logits.argmax(dim=-1, keepdim=True)\n"})
     failing(check("teacher_forcing", peeking), "step t may only see tgt[:, 0..t-1]")
@@ -326,7 +326,7 @@ def test_teacher_forcing_check_names_the_mistake(tmp_path):
 
 
 def test_greedy_check_names_the_mistake(tmp_path):
-    failing(check("greedy_stops_at_eos", FOLDER / "bugs" / "greedy_never_stops.py"), "decoding went on after <EOS>")
+    failing(check("greedy_stops_at_eos", bug_file(NAME, "greedy_never_stops")), "decoding went on after <EOS>")
     late = variant(tmp_path / "late", {"            ids.append(token)\n            rows.append(weights[0].cpu())\n"
                                        "            if token == eos:\n                break\n":
                                        "            if token == eos:\n                break\n"
@@ -380,7 +380,7 @@ def test_trained_verdict_explains_predictions_that_go_on_after_eos():
 def test_attention_figure_needs_a_saved_readable_png_with_the_tokens(tmp_path):
     verdict = check("attention_figure", REFERENCE)
     assert verdict.passed and verdict.figures[0].startswith(b"\x89PNG")
-    transposed = failing(check("attention_figure", FOLDER / "bugs" / "heatmap_transposed.py"), "looks transposed")
+    transposed = failing(check("attention_figure", bug_file(NAME, "heatmap_transposed")), "looks transposed")
     assert transposed.figures
     unsaved = variant(tmp_path / "unsaved", {"    fig.savefig(save_path)\n": ""})
     failing(check("attention_figure", unsaved), "wrote no file")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import REPO, caught_by, run_check, variant_of
+from conftest import REPO, bug_file, bug_files, caught_by, run_check, variant_of
 
 from autograder.commands import calibrate
 from autograder.outputs.report import render_html, results_json
@@ -23,7 +23,7 @@ NAME = "char_rnn"
 FOLDER = REPO / "assignments" / NAME
 REFERENCE = REPO / "solutions" / f"{NAME}.py"
 SKELETON = REPO / "student_template" / NAME / f"{NAME}.py"
-BUGS = sorted((FOLDER / "bugs").glob("*.py"))
+BUGS = bug_files(NAME)
 QUICK_CHECKS = ["vocabulary", "examples", "shapes", "initial_loss", "hidden_state", "train_history",
                 "sample_output", "sample_temperature", "loss_curves"]
 FORWARD = "        states, hidden = self.rnn(self.embedding(x), hidden)  # states (B, T, H)\n"
@@ -84,7 +84,7 @@ def test_the_hidden_text_never_reaches_the_student_folder():
     assert "trained_loss" not in (folder / "_public" / "public.json").read_text()
 
 
-@pytest.mark.parametrize("bug", BUGS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("bug", BUGS, ids=lambda path: path.parent.name)
 def test_each_known_bug_fails_exactly_its_quick_checks(bug):
     """Every check but trained_loss (validate and the calibration cover that one)."""
     failed = [name for name in QUICK_CHECKS if not run_check(NAME, name, bug).passed]
@@ -115,7 +115,7 @@ def make_examples(ids, seq_len):
     return windows[:, :-1].clone(), windows[:, 1:].clone()
 ''')
     assert run_check(NAME, "examples", overlapping).passed
-    failing(run_check(NAME, "examples", FOLDER / "bugs" / "targets_not_shifted.py"), "the targets are not shifted")
+    failing(run_check(NAME, "examples", bug_file(NAME, "targets_not_shifted")), "the targets are not shifted")
     backwards = variant(tmp_path / "backwards", append='''
 def make_examples(ids, seq_len):
     windows = ids.unfold(0, seq_len + 1, seq_len)
@@ -139,7 +139,7 @@ def make_examples(ids, seq_len):
 # ---- the model ---------------------------------------------------------------------------
 
 def test_shapes_catch_an_ignored_cell_and_a_model_that_is_not_batch_first(tmp_path):
-    verdict = failing(run_check(NAME, "shapes", FOLDER / "bugs" / "cell_ignored.py"), "a pair (h, c)")
+    verdict = failing(run_check(NAME, "shapes", bug_file(NAME, "cell_ignored")), "a pair (h, c)")
     assert verdict.fraction == pytest.approx(4 / 7)  # rnn and gru build; lstm twice and the cell comparison fail
     time_first = variant(tmp_path, {", num_layers=num_layers, batch_first=True)": ", num_layers=num_layers)"})
     verdict = failing(run_check(NAME, "shapes", time_first), "(num_layers, B, H)")
@@ -155,7 +155,7 @@ def test_initial_loss_fails_logits_that_are_confident_before_training(tmp_path):
 
 
 def test_hidden_state_catches_a_dropped_state_and_a_wrong_layer(tmp_path):
-    failing(run_check(NAME, "hidden_state", FOLDER / "bugs" / "hidden_reset_every_step.py"),
+    failing(run_check(NAME, "hidden_state", bug_file(NAME, "hidden_reset_every_step")),
             "gives the same logits as forward(x2)")
     top_layer_only = variant(tmp_path, {FORWARD: FORWARD + "        hidden = states[:, -1].unsqueeze(0).repeat("
                                         "self.num_layers, 1, 1) if self.cell != 'lstm' else hidden\n"})
@@ -189,7 +189,7 @@ def train_model(model, train_ids, val_ids, *, epochs, seq_len, batch_size, lr, c
 @pytest.mark.parametrize(("bug", "hint"), [("targets_not_shifted", "shifts the targets by one"),
                                            ("hidden_reset_every_step", "only the previous character gets")])
 def test_trained_loss_explains_the_known_bugs(bug, hint):
-    failing(run_check(NAME, "trained_loss", FOLDER / "bugs" / f"{bug}.py"), "the threshold is 2.2", hint)
+    failing(run_check(NAME, "trained_loss", bug_file(NAME, bug)), "the threshold is 2.2", hint)
 
 
 # ---- sample ------------------------------------------------------------------------------
@@ -208,9 +208,9 @@ def test_the_reference_sampler_passes_the_statistical_test_for_other_grading_see
 
 
 def test_sample_temperature_names_the_common_mistakes(tmp_path):
-    failing(run_check(NAME, "sample_temperature", FOLDER / "bugs" / "temperature_multiplied.py"),
+    failing(run_check(NAME, "sample_temperature", bug_file(NAME, "temperature_multiplied")),
             "fit softmax(logits * T) (the temperature multiplied, not divided) instead")
-    failing(run_check(NAME, "sample_temperature", FOLDER / "bugs" / "argmax_sampling.py"),
+    failing(run_check(NAME, "sample_temperature", bug_file(NAME, "argmax_sampling")),
             "fit the argmax of the logits (greedy decoding, no sampling) instead")
     ignored = variant(tmp_path, {"probs = torch.softmax(logits[0, -1] / temperature, dim=-1)":
                                  "probs = torch.softmax(logits[0, -1], dim=-1)"})
@@ -239,7 +239,7 @@ def test_the_sampling_test_has_power_against_the_mistakes_it_should_catch():
 def test_loss_curves_need_each_history_labelled_in_a_legend(tmp_path):
     verdict = run_check(NAME, "loss_curves", REFERENCE)
     assert verdict.passed and verdict.figures[0].startswith(b"\x89PNG")
-    swapped = failing(run_check(NAME, "loss_curves", FOLDER / "bugs" / "curves_swapped.py"), "swapped")
+    swapped = failing(run_check(NAME, "loss_curves", bug_file(NAME, "curves_swapped")), "swapped")
     assert swapped.figures  # the student sees the figure anyway
     no_legend = variant(tmp_path / "legend", {"    ax.legend()\n": ""})
     failing(run_check(NAME, "loss_curves", no_legend), "call `ax.legend()`")

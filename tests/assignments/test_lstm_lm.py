@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, caught_by, requires_cuda, run_check, variant_of
+from conftest import REPO, bug_file, bug_files, caught_by, requires_cuda, run_check, variant_of
 
 from autograder.commands import calibrate
 from autograder.pipeline import grade
@@ -24,8 +24,7 @@ from autograder.toolkit.sampling import sampling_power, temperature_probs
 NAME = "lstm_lm"
 REFERENCE = REPO / "solutions" / f"{NAME}.py"
 SKELETON = REPO / "student_template" / NAME / f"{NAME}.py"
-BUG_DIR = REPO / "assignments" / NAME / "bugs"
-BUGS = sorted(BUG_DIR.glob("*.py"))
+BUGS = bug_files(NAME)
 TRAINED = ["trained_lstm", "trained_scratch", "trained_attention"]
 VISIBLE = ["lstm_cell_matches_pytorch", "lm_shapes", "log_probs_normalised", "state_carries", "scratch_uses_context",
            "attention_causal", "greedy_generate", "sample_generate", "perplexity"]
@@ -97,7 +96,7 @@ def test_the_corpus_never_reaches_the_student_folder():
     assert not (folder / "_public" / "vendor" / "hidden_checks.py").exists()
 
 
-@pytest.mark.parametrize("bug", BUGS, ids=[path.stem for path in BUGS])
+@pytest.mark.parametrize("bug", BUGS, ids=[path.parent.name for path in BUGS])
 def test_each_known_bug_fails_exactly_its_visible_checks(bug):
     """Every check but the trained ones (validate and the slow test below run those);
     from_scratch is earned only with lstm_cell_matches_pytorch."""
@@ -107,7 +106,7 @@ def test_each_known_bug_fails_exactly_its_visible_checks(bug):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bug", BUGS, ids=[path.stem for path in BUGS])
+@pytest.mark.parametrize("bug", BUGS, ids=[path.parent.name for path in BUGS])
 def test_each_known_bug_loses_exactly_the_checks_it_declares(bug):
     result = graded(bug)
     assert sorted(failed(result)) == sorted(caught_by(bug))
@@ -127,7 +126,7 @@ def test_reference_scores_full_marks_on_cuda():
     ("cell_forgets_everything", "c' = i * g (the forget term f * c is missing)"),
 ])
 def test_cell_check_names_the_mistake(bug, says):
-    verdict = check("lstm_cell_matches_pytorch", BUG_DIR / f"{bug}.py")
+    verdict = check("lstm_cell_matches_pytorch", bug_file(NAME, bug))
     assert not verdict.passed and says in verdict.message, verdict.message
     assert "differs from torch.nn.LSTMCell" in verdict.message and "max abs error h (given (h0, c0))" in verdict.got
 
@@ -201,7 +200,7 @@ def test_a_scratch_model_without_context_fails_and_a_missing_state_costs_shape_p
 
 
 def test_attention_check_catches_visible_and_hidden_look_ahead(tmp_path):
-    verdict = check("attention_causal", BUG_DIR / "attention_sees_the_future.py")
+    verdict = check("attention_causal", bug_file(NAME, "attention_sees_the_future"))
     assert not verdict.passed and "comes after it: mask the scores" in verdict.message
     # weights masked, but the encoder's states are read backwards: step 0 sees the whole sequence
     path = variant(tmp_path, {"        encoded = torch.stack(encoded, dim=1)  # (B, T, H)\n":
@@ -239,7 +238,7 @@ def test_a_correct_sampler_passes_for_several_grading_seeds(seed):
     ({SAMPLE_DRAW: "ids.append(int(torch.multinomial(probs.cpu(), 1)))"}, "so that the generator decides"),
 ], ids=["temperature multiplied", "temperature ignored", "argmax", "generator ignored"])
 def test_sampling_check_names_the_wrong_distribution(tmp_path, edit, says):
-    path = BUG_DIR / "temperature_multiplied.py" if not edit else variant(tmp_path, edit)
+    path = bug_file(NAME, "temperature_multiplied") if not edit else variant(tmp_path, edit)
     verdict = check("sample_generate", path)
     assert not verdict.passed and says in verdict.message, verdict.message
 
@@ -265,7 +264,7 @@ def test_sampling_power_against_the_usual_mistakes_is_one():
     ({"    return math.exp(total / count)\n": "    return math.exp(-total / count)\n"}, "the sign flipped"),
 ], ids=["base 2", "no exp", "sign"])
 def test_perplexity_check_recognises_the_usual_mistakes(tmp_path, edit, says):
-    path = BUG_DIR / "perplexity_base_2.py" if not edit else variant(tmp_path, edit)
+    path = bug_file(NAME, "perplexity_base_2") if not edit else variant(tmp_path, edit)
     verdict = check("perplexity", path)
     assert not verdict.passed and says in verdict.message, verdict.message
 

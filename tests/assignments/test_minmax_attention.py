@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import REPO, caught_by, requires_cuda, run_check, variant_of
+from conftest import (
+    REPO,
+    alternative_files,
+    bug_file,
+    bug_files,
+    caught_by,
+    requires_cuda,
+    run_check,
+    variant_of,
+)
 
 from autograder.commands import calibrate
 from autograder.outputs.report import render_html, results_json
@@ -21,8 +30,8 @@ NAME = "minmax_attention"
 FOLDER = REPO / "assignments" / NAME
 REFERENCE = REPO / "solutions" / f"{NAME}.py"
 SKELETON = REPO / "student_template" / NAME / f"{NAME}.py"
-BUGS = sorted((FOLDER / "bugs").glob("*.py"))
-ALTERNATIVES = sorted((FOLDER / "calibration").glob("*.py"))
+BUGS = bug_files(NAME)
+ALTERNATIVES = alternative_files(NAME)
 QUICK_CHECKS = ["dataset", "shapes", "weights_are_distributions", "train_model_step", "train_model_batches",
                 "attention_figure"]
 
@@ -77,7 +86,7 @@ def test_reference_scores_full_marks_and_the_report_shows_the_attention():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bug", BUGS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("bug", BUGS, ids=lambda path: path.parent.name)
 def test_each_known_bug_loses_exactly_the_checks_it_declares(bug):
     assert sorted(failed(grade(NAME, bug, device="cpu"))) == sorted(caught_by(bug))
 
@@ -107,14 +116,14 @@ def test_the_student_folder_holds_nothing_hidden():
             assert "held_x" not in path.read_text(encoding="utf-8"), path
 
 
-@pytest.mark.parametrize("bug", BUGS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("bug", BUGS, ids=lambda path: path.parent.name)
 def test_each_known_bug_fails_exactly_its_quick_checks(bug):
     """Every check but trained_accuracy (validate, the slow tests and the calibration cover it)."""
     lost = [name for name in QUICK_CHECKS if not run_check(NAME, name, bug).passed]
     assert lost == [name for name in caught_by(bug) if name != "trained_accuracy"]
 
 
-@pytest.mark.parametrize("alternative", ALTERNATIVES, ids=lambda path: path.stem)
+@pytest.mark.parametrize("alternative", ALTERNATIVES, ids=lambda path: path.parent.name)
 def test_the_alternative_designs_pass_every_quick_check(alternative):
     assert [name for name in QUICK_CHECKS if not run_check(NAME, name, alternative).passed] == []
 
@@ -150,7 +159,7 @@ def test_dataset_names_what_is_wrong_and_gives_a_share_per_call(tmp_path, edit, 
 
 
 def test_dataset_says_when_max_and_min_are_swapped():
-    verdict = failing(run_check(NAME, "dataset", FOLDER / "bugs" / "labels_swapped.py"),
+    verdict = failing(run_check(NAME, "dataset", bug_file(NAME, "labels_swapped")),
                       "(max and min are swapped everywhere)")
     assert verdict.fraction == 0
 
@@ -175,7 +184,7 @@ def test_shapes_need_the_pair_and_the_same_logits(tmp_path):
 
 
 def test_weights_must_be_distributions_over_the_keys(tmp_path):
-    failing(run_check(NAME, "weights_are_distributions", FOLDER / "bugs" / "softmax_over_queries.py"),
+    failing(run_check(NAME, "weights_are_distributions", bug_file(NAME, "softmax_over_queries")),
             "the columns sum to 1, not the rows")
     scores = variant(tmp_path, {SOFTMAX: "        weights = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))\n"})
     failing(run_check(NAME, "weights_are_distributions", scores), "negative entries")
@@ -233,7 +242,7 @@ def test_train_model_batches_names_the_mistake(tmp_path, edit, phrase):
 
 
 def test_train_model_batches_catches_one_step_per_epoch():
-    verdict = failing(run_check(NAME, "train_model_batches", FOLDER / "bugs" / "step_once_per_epoch.py"),
+    verdict = failing(run_check(NAME, "train_model_batches", bug_file(NAME, "step_once_per_epoch")),
                       "the parameters should change after every batch")
     assert verdict.got == "no change after batch(es) [1, 2, 3, 5, 6, 7]"
 
@@ -253,7 +262,7 @@ def train_model(model, train_x, train_y, *, epochs, batch_size, lr=2e-3, weight_
 @pytest.mark.slow
 @pytest.mark.parametrize("bug", ["step_once_per_epoch", "causal_mask_upside_down"])
 def test_trained_accuracy_leaves_the_broken_networks_at_chance(bug):
-    verdict = failing(run_check(NAME, "trained_accuracy", FOLDER / "bugs" / f"{bug}.py"), "about chance")
+    verdict = failing(run_check(NAME, "trained_accuracy", bug_file(NAME, bug)), "about chance")
     assert float(verdict.got.split("max ")[1].split("%")[0]) < 5
 
 
@@ -270,7 +279,7 @@ def test_attention_figure_shows_both_examples_and_explains_a_transpose():
     verdict = run_check(NAME, "attention_figure", REFERENCE)
     assert verdict.passed, verdict.message
     assert len(verdict.figures) == 2 and all(png.startswith(b"\x89PNG") for png in verdict.figures)
-    transposed = failing(run_check(NAME, "attention_figure", FOLDER / "bugs" / "plot_transposed.py"),
+    transposed = failing(run_check(NAME, "attention_figure", bug_file(NAME, "plot_transposed")),
                          "the transpose of the head's weights")
     assert len(transposed.figures) == 2  # the student sees the figures anyway
 

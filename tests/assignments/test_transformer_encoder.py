@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_check, variant_of
+from conftest import REPO, bug_file, bug_files, caught_by, run_check, variant_of
 
-from autograder.commands.validate import caught_by
 from autograder.outputs.report import render_html
 from autograder.pipeline import grade
 from autograder.toolkit.figures import PNG_SIGNATURE
@@ -18,7 +17,7 @@ from autograder.toolkit.figures import PNG_SIGNATURE
 ASSIGNMENT = "transformer_encoder"
 REFERENCE = REPO / "solutions" / f"{ASSIGNMENT}.py"
 SKELETON = REPO / "student_template" / ASSIGNMENT / f"{ASSIGNMENT}.py"
-BUGS = sorted((REPO / "assignments" / ASSIGNMENT / "bugs").glob("*.py"))
+BUGS = bug_files(ASSIGNMENT)
 ALL_CHECKS = ["positional_encoding", "vocabulary", "mha_shapes", "mha_matches_pytorch", "padding_mask",
               "add_and_norm", "encoder_layer_structure", "permutation_equivariance", "encoder_uses_positions",
               "gradients_flow", "encoder_outputs", "padding_invariance", "heatmap_figure", "from_scratch"]
@@ -61,7 +60,7 @@ def test_untouched_skeleton_scores_zero_with_a_message_on_every_check():
     assert "counts only once `mha_matches_pytorch` passes" in result.outcome("from_scratch").verdict.message
 
 
-@pytest.mark.parametrize("bug", BUGS, ids=[path.stem for path in BUGS])
+@pytest.mark.parametrize("bug", BUGS, ids=[path.parent.name for path in BUGS])
 def test_each_known_bug_loses_exactly_the_checks_it_declares(bug):
     result = graded(bug)
     assert sorted(failed(result)) == sorted(caught_by(bug))
@@ -73,7 +72,7 @@ def test_mha_equivalence_reports_the_max_abs_errors_for_a_right_and_a_wrong_subm
     right = graded(REFERENCE).outcome("mha_matches_pytorch").verdict.message
     errors = [float(value) for value in ERRORS.search(right).groups()]
     assert all(0 <= error < 1e-5 for error in errors), right
-    wrong = graded(REPO / "assignments" / ASSIGNMENT / "bugs" / "heads_split_wrong.py")
+    wrong = graded(bug_file(ASSIGNMENT, "heads_split_wrong"))
     message = wrong.outcome("mha_matches_pytorch").verdict.message
     out_error, head_error, _ = (float(value) for value in ERRORS.search(message).groups())
     assert out_error > 0.1 and head_error > 0.1

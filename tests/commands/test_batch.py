@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import BUGS, REFERENCE, REPO
+from conftest import BUGS, REFERENCE, REPO, bug_files
 
 from autograder.commands import batch
 from autograder.commands.batch import BatchSummary, Job, JobResult, grade_all, grade_job
@@ -126,7 +126,7 @@ def test_the_key_changes_with_the_submission_the_grader_and_the_device(tmp_path,
     batch.grader_fingerprint.cache_clear()
     try:
         before = batch._job_key("attention", files, "cpu")
-        (copy / "attention" / "bugs" / "new_bug.py").write_text("# variants do not change grades\n")
+        (copy / "attention" / "bugs" / "new_bug.patch").write_text("Known bug: variants do not change grades\n")
         assert batch._job_key("attention", files, "cpu") == before
         with (copy / "attention" / "assignment.toml").open("a") as spec:
             spec.write("\n# a changed spec changes every grade's key\n")
@@ -302,7 +302,7 @@ def test_example_class_hands_in_every_reference_skeleton_and_known_bug(tmp_path)
     assert (root / "reference" / "attention.py").read_text() == REFERENCE.read_text()
     assert sorted(p.stem for p in (root / "skeleton").iterdir()) == names
     handed_in = sorted((student.name, path.read_text()) for student in root.glob("bugs-*") for path in student.iterdir())
-    every_bug = sorted(path.read_text() for name in names for path in (REPO / "assignments" / name / "bugs").glob("*.py"))
+    every_bug = sorted(path.read_text() for name in names for path in bug_files(name))
     assert sorted(text for _, text in handed_in) == every_bug
     copies = reference_copies(tmp_path / "copies", 3, ["attention", "char_rnn"])
     assert sorted(str(p.relative_to(copies)) for p in copies.rglob("*.py")) == [

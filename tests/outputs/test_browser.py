@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from browser import inspect_page
-from conftest import REPO
+from conftest import bug_file
 
 from autograder.outputs.report import write_reports
 from autograder.pipeline import grade
@@ -19,7 +19,7 @@ from autograder.pipeline import grade
 NAME = "attention_heatmaps"
 # Fails `trained_accuracy` (hidden) with a message, expected and got; draws the heatmaps, among
 # them the hidden multi-head one; grades in about 10 s.
-SUBMISSION = REPO / "assignments" / NAME / "bugs" / "lstm_not_batch_first.py"
+SUBMISSION = bug_file(NAME, "lstm_not_batch_first")
 PNG_1x1 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
 
 

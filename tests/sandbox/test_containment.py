@@ -30,7 +30,7 @@ def fresh_layers(monkeypatch):
 
 def test_the_sandbox_sees_python_and_the_package_but_nothing_else_of_the_repository():
     trees = containment.runtime_trees()
-    assert Path(containment.__file__).parent in trees
+    assert Path(containment.__file__).parents[1] in trees
     for tree in trees:
         assert not REPO.is_relative_to(tree), f"{tree} would show the whole repository"
         assert not tree.is_relative_to(REPO / "solutions") and not tree.is_relative_to(REPO / "assignments")
@@ -94,7 +94,7 @@ PROBE = textwrap.dedent("""
     found = {
         "uid": os.getuid(), "pid": os.getpid(),
         "repository": sorted(os.listdir(REPO)), "solutions": os.path.exists(REPO + "/solutions"),
-        "package": os.path.exists(PACKAGE + "/worker.py"),
+        "package": os.path.exists(PACKAGE + "/sandbox/worker.py"),
         "write_usr": attempt(lambda: write("/usr/x")), "write_work": attempt(lambda: write("x")),
         "write_scratch": attempt(lambda: write("../x")),
         "interfaces": sorted(name for _, name in socket.if_nameindex()),
@@ -115,7 +115,7 @@ def test_a_process_in_the_sandbox_is_walled_in(fresh_layers):
         if found.user.uid is not None:
             hand_over(scratch, found.user)
         plan = containment.plan_launch(scratch, tmp_mb=32, device="cpu")
-        code = f"REPO = {str(REPO)!r}\nPACKAGE = {str(Path(containment.__file__).parent)!r}\n" + PROBE
+        code = f"REPO = {str(REPO)!r}\nPACKAGE = {str(Path(containment.__file__).parents[1])!r}\n" + PROBE
         command = containment.warden_command(plan, [sys.executable, "-I", "-c", code], scratch / "work")
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"]})
     finally:

@@ -11,7 +11,7 @@ import pytest
 
 
 def run(code: str, stand_ins=None, placeholders=None) -> subprocess.CompletedProcess:
-    prelude = ("from autograder import substitutes\n"
+    prelude = ("from autograder.sandbox import substitutes\n"
                f"substitutes.install({stand_ins or {}!r}, {placeholders or {}!r}, ('torch', 'numpy'))\n")
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True,
                           text=True, timeout=120)

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import REFERENCE, REPO
+from conftest import REFERENCE, REPO, bug_file
 
 from autograder.pipeline import grade
 from autograder.spec import load_spec
@@ -72,7 +72,7 @@ def test_the_vendored_runtime_needs_only_torch_numpy_and_pytest(student_folder):
 
 
 def test_a_bug_fails_the_same_public_checks_locally_and_on_the_autograder(student_folder):
-    bug = REPO / "assignments" / "attention" / "bugs" / "mask_ignored.py"
+    bug = bug_file("attention", "mask_ignored")
     shutil.copy(bug, student_folder / "attention.py")
     done = run_pytest(student_folder, "-rf")
     graded = grade("attention", student_folder / "attention.py", device="cpu")

@@ -212,7 +212,7 @@ def _fix_for(error) -> str:  # a jsonschema.ValidationError
         return f"write a value of type {error.validator_value}"
     if error.validator in ("minimum", "exclusiveMinimum"):
         return f"use a value above {error.validator_value}"
-    return "see assignments/README.md for the spec format"
+    return "see docs/authoring.md and README.md (Writing an assignment) for the spec format"
 
 
 def _located(path: Path, text: str, keys: list, message: str, fix: str) -> str:

@@ -3,7 +3,7 @@
 A student folder (``student_template/<assignment>/``) carries ``_public/``: ``public.json``
 (the visible checks and the spec values they read), ``cases.bin`` (the grader's inputs for
 each public check and the reference's answers, in the no-pickle wire format) and, under
-``vendor/``, the assignment's ``checks.py`` and this package's runtime modules. The verdicts
+``vendor/``, the assignment's visible checks and this package's runtime modules. The verdicts
 therefore come from the same check code, inputs and reference numbers as on the autograder,
 through the same source preparation (definitions only), probe, verdict and score steps. What
 differs: the student's code runs in the student's own process, with pytest-timeout as the

@@ -1,7 +1,8 @@
 """What an assignment's checks are made of: inputs, probe, verdict.
 
 A check is a small class in ``assignments/<name>/checks.py`` (visible checks, which also
-ship to students) or ``hidden_checks.py`` (everything else, grader only)::
+ship to students) or ``hidden_checks.py`` (everything else, grader only); either may grow into a
+package, ``checks/`` or ``hidden_checks/``, with one module per concern::
 
     class Shapes(Check):
         name = "shapes"                       # the [[checks]] entry in assignment.toml
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.abc
 import importlib.util
 import sys
 import types
@@ -36,8 +38,6 @@ from typing import Any, ClassVar
 import torch
 
 from autograder.spec import AssignmentSpec, CheckSpec, SpecError
-
-CHECK_MODULES = ("checks.py", "hidden_checks.py")
 
 
 @dataclass
@@ -127,6 +127,15 @@ def derive_seed(seed: int, *parts: str) -> int:
     return zlib.crc32(":".join([str(seed), *parts]).encode()) & 0x7FFFFFFF
 
 
+def import_text(text: str, module_name: str, filename: str):
+    """Import trusted Python source text as a module (a known bug or calibration alternative)."""
+    module = types.ModuleType(module_name)
+    module.__file__ = filename
+    sys.modules[module_name] = module
+    exec(compile(text, filename, "exec"), module.__dict__)  # noqa: S102 - instructor-written code
+    return module
+
+
 def import_file(path: Path, module_name: str):
     """Import a trusted Python file by path (reference solutions)."""
     module_spec = importlib.util.spec_from_file_location(module_name, path)
@@ -136,18 +145,45 @@ def import_file(path: Path, module_name: str):
     return module
 
 
+VISIBLE, HIDDEN = "checks", "hidden_checks"  # a module (checks.py) or a package (checks/) each
+
+
+def check_files(folder: Path) -> list[str]:
+    """The assignment's check modules, relative to its folder: ``checks.py`` or every module of
+    a ``checks/`` package (visible checks, which ship to students), then the same for
+    ``hidden_checks`` (grader only)."""
+    found = []
+    for stem in (VISIBLE, HIDDEN):
+        if (folder / f"{stem}.py").is_file():
+            found.append(f"{stem}.py")
+        elif (folder / stem / "__init__.py").is_file():
+            found += sorted(path.relative_to(folder).as_posix() for path in (folder / stem).glob("*.py"))
+    return found
+
+
+def module_name(relative: str) -> str:
+    """``checks/decoding.py`` -> ``checks.decoding``; ``checks/__init__.py`` -> ``checks``."""
+    return relative.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+
+
+def ships_to_students(relative: str) -> bool:
+    return module_name(relative).split(".")[0] == VISIBLE
+
+
 def load_check_classes(folder: Path, assignment: str) -> dict[str, tuple[type[Check], str]]:
     """Every Check subclass in the assignment's check modules, by check name, with the file
-    it lives in. The folder is imported as a package, so hidden_checks.py may reuse
-    `from .checks import ...`."""
-    package = f"_assignment_{assignment}"
-    if package not in sys.modules:
+    it lives in. The folder is imported as a package, so hidden checks may reuse
+    `from .checks.decoding import ...` and a checks package its own modules."""
+    package, folder = f"_assignment_{assignment}", folder.resolve()
+    if list(getattr(sys.modules.get(package), "__path__", [])) != [str(folder)]:
+        for loaded in [name for name in sys.modules if name == package or name.startswith(f"{package}.")]:
+            del sys.modules[loaded]  # another folder of the same name (a copy under test) was loaded
         module = types.ModuleType(package)
         module.__path__ = [str(folder)]
         sys.modules[package] = module
-    modules = {filename: importlib.import_module(f"{package}.{filename.removesuffix('.py')}")
-               for filename in CHECK_MODULES if (folder / filename).is_file()}
-    return _check_classes(modules)
+    files = check_files(folder)
+    return _check_classes({relative: importlib.import_module(f"{package}.{module_name(relative)}")
+                           for relative in files})
 
 
 GRADER_ONLY_METHODS = ("inputs", "verdict", "verdict_static")
@@ -158,10 +194,9 @@ def probe_sources(folder: Path) -> dict[str, str]:
     grader-side methods (how inputs are made from hidden data, how a result is judged) taken
     out, so that student code, which shares the worker's process, never holds them."""
     sources = {}
-    for filename in CHECK_MODULES:
-        if (folder / filename).is_file():
-            tree = ast.parse((folder / filename).read_text(encoding="utf-8"), filename)
-            sources[filename] = ast.unparse(_ProbesOnly().visit(tree))
+    for relative in check_files(folder):
+        tree = ast.parse((folder / relative).read_text(encoding="utf-8"), relative)
+        sources[relative] = ast.unparse(_ProbesOnly().visit(tree))
     return sources
 
 
@@ -177,16 +212,36 @@ class _ProbesOnly(ast.NodeTransformer):
 def load_probe_sources(sources: dict[str, str], assignment: str) -> dict[str, tuple[type[Check], str]]:
     """:func:`load_check_classes` for :func:`probe_sources` (in the worker: no files needed)."""
     package = f"_assignment_{assignment}"
-    sys.modules.setdefault(package, types.ModuleType(package)).__path__ = []
-    modules = {}
-    for filename in CHECK_MODULES:
-        if filename in sources:
-            module = types.ModuleType(f"{package}.{filename.removesuffix('.py')}")
-            module.__package__, module.__file__ = package, f"<grader>/{filename}"
-            sys.modules[module.__name__] = module
-            exec(compile(sources[filename], module.__file__, "exec"), module.__dict__)  # noqa: S102 - grader code
-            modules[filename] = module
-    return _check_classes(modules)
+    sys.meta_path.insert(0, _SourceFinder(package, sources))
+    return _check_classes({relative: importlib.import_module(f"{package}.{module_name(relative)}")
+                           for relative in sources})
+
+
+class _SourceFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``<package>`` and its check modules from source text, so relative imports
+    between them work in the worker as they do from the folder."""
+
+    def __init__(self, package: str, sources: dict[str, str]):
+        self.package = package
+        self.sources = {f"{package}.{module_name(relative)}": (relative, text) for relative, text in sources.items()}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == self.package:
+            return importlib.util.spec_from_loader(fullname, self, is_package=True)
+        if fullname in self.sources:
+            relative = self.sources[fullname][0]
+            return importlib.util.spec_from_loader(fullname, self, origin=f"<grader>/{relative}",
+                                                   is_package=relative.endswith("/__init__.py"))
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        if module.__name__ in self.sources:
+            relative, text = self.sources[module.__name__]
+            module.__file__ = f"<grader>/{relative}"
+            exec(compile(text, module.__file__, "exec"), module.__dict__)  # noqa: S102 - grader code
 
 
 def _check_classes(modules: dict[str, types.ModuleType]) -> dict[str, tuple[type[Check], str]]:
@@ -205,7 +260,7 @@ def load_checks(spec: AssignmentSpec) -> dict[str, Check]:
     missing = [check.name for check in spec.checks if check.name not in classes]
     if missing:
         raise SpecError(f"{spec.toml_path}: checks {missing} have no implementation in "
-                        f"{spec.folder}/checks.py or hidden_checks.py. Fix: add a Check subclass "
+                        f"{spec.folder}/checks or hidden_checks. Fix: add a Check subclass "
                         f"with `name = {missing[0]!r}`, or remove the [[checks]] entry.")
     unused = sorted(set(classes) - {check.name for check in spec.checks})
     if unused:
@@ -213,9 +268,10 @@ def load_checks(spec: AssignmentSpec) -> dict[str, Check]:
                         f"[[checks]] entry for each (name, title, points).")
     for check in spec.checks:
         filename = classes[check.name][1]
-        if check.visibility != "visible" and filename == "checks.py":
+        if check.visibility != "visible" and ships_to_students(filename):
             raise SpecError(f"{spec.folder / filename}: check {check.name!r} has visibility {check.visibility!r} but lives "
-                            "in checks.py, which ships to students. Fix: move it to hidden_checks.py.")
+                            f"in {filename}, which ships to students. Fix: move it to hidden_checks.py (or a module "
+                            "of a hidden_checks/ package).")
     return {check.name: classes[check.name][0]() for check in spec.checks}
 
 
