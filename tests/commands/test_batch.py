@@ -12,13 +12,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import BUGS, REFERENCE, REPO, bug_files
+from conftest import REFERENCE, REPO, bug_file, bug_files
 
 from autograder.commands import batch
 from autograder.commands.batch import BatchSummary, Job, JobResult, grade_all, grade_job
 
 SCHEMA = json.loads((REPO / "autograder" / "outputs" / "schemas" / "gradescope_results.schema.json").read_text())
-MASK_INVERTED = next(path for path in BUGS if path.stem == "mask_inverted")
+MASK_INVERTED = bug_file("attention", "mask_inverted")
 
 
 def make_class(root: Path) -> Path:

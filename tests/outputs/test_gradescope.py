@@ -14,14 +14,14 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import BUGS, REFERENCE, REPO
+from conftest import REFERENCE, REPO, bug_file
 
 from autograder.outputs import gradescope
 from autograder.pipeline import GraderError
 from autograder.spec import load_spec, student_requirements
 
 SCHEMA = json.loads((REPO / "autograder" / "outputs" / "schemas" / "gradescope_results.schema.json").read_text())
-MASK_INVERTED = next(path for path in BUGS if path.stem == "mask_inverted")
+MASK_INVERTED = bug_file("attention", "mask_inverted")
 ROOT_ONLY = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
 
 

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import BUGS, REFERENCE
+from conftest import REFERENCE, bug_file
 
 from autograder.outputs.report import write_atomic, write_reports
 from autograder.pipeline import grade
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "autograder" / "outputs" / "schemas" /
                      "gradescope_results.schema.json").read_text())
-MASK_INVERTED = next(path for path in BUGS if path.stem == "mask_inverted")
+MASK_INVERTED = bug_file("attention", "mask_inverted")
 
 
 def test_results_json_follows_the_gradescope_schema(tmp_path):
@@ -34,7 +34,7 @@ def test_schema_rejects_a_malformed_document():
 
 
 def test_student_view_hides_hidden_details_and_instructor_view_shows_them(tmp_path):
-    result = grade("attention", next(path for path in BUGS if path.stem == "naive_softmax"), device="cpu")
+    result = grade("attention", bug_file("attention", "naive_softmax"), device="cpu")
     paths = write_reports(result, tmp_path)
     student, instructor = paths["student_report"].read_text(), paths["report"].read_text()
     hidden_message = result.outcome("large_inputs").verdict.message
